@@ -1,0 +1,55 @@
+# HissDFS: every set-up step lives here, so a fresh Debian machine needs only
+# `make run` or `make test`.
+SHELL := /bin/bash
+NODE_MODULES_STAMP := node_modules/.install-stamp
+DEB_STAMP := /tmp/.hissdfs-debs-ok
+TAP ?= node_modules/.bin/tap
+
+.PHONY: all deps debs build clean run test test-unit test-integration test-fuse bench lint
+
+all: build
+
+# Debian packages: libfuse2 for fuse-native's prebuilt addon, fuse3 for fusermount,
+# rsync and git for the FUSE tests. Installed only when missing.
+debs:
+	@missing=""; \
+	dpkg -s libfuse2 >/dev/null 2>&1 || missing="$$missing libfuse2"; \
+	command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || missing="$$missing fuse3"; \
+	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $$missing </dev/null; \
+	fi
+
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund </dev/null
+	@touch $@
+
+deps: debs $(NODE_MODULES_STAMP)
+
+build: deps
+	node_modules/.bin/tsc -p tsconfig.json
+	@chmod +x dist/src/cli/main.js dist/src/fuse/main.js 2>/dev/null || true
+
+clean:
+	rm -rf dist
+
+# A local cluster: NameServer + three DataServers from configs/, data under ./data,
+# mounted at ./mount, in the foreground until Ctrl-C.
+run: build
+	node dist/src/cli/run-local.js
+
+test: build
+	@bash test/run-tests.sh dist/test
+
+test-unit: build
+	@bash test/run-tests.sh dist/test/unit
+
+test-integration: build
+	@bash test/run-tests.sh dist/test/integration
+
+test-fuse: build
+	@bash test/run-tests.sh dist/test/fuse

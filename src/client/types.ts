@@ -1,0 +1,89 @@
+// The client library's public surface, fixed first so the CLI and the FUSE adapter can
+// be written against it. Everything here throws only HissError.
+import type { Readable } from 'node:stream'
+import type { BlockRef, DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply } from '../common/protocol.js'
+
+/** Who is calling: sent with every namespace request; the NameServer checks permissions. */
+export interface Identity { uid: number, gids: number[] }
+
+export interface PutOptions {
+  mode?: number
+  overwrite?: boolean
+  replication?: number
+  blockSize?: number
+  /** Called with bytes written so far (for progress bars). */
+  onProgress?: (bytes: number) => void
+}
+
+export interface ReadOptions {
+  /** First byte (default 0). */
+  start?: number
+  /** Bytes to read (default: to the end). */
+  length?: number
+  onProgress?: (bytes: number) => void
+}
+
+/**
+ * One open write on one file (a lease held on the NameServer, renewed in the
+ * background). Blocks are immutable once stored: a writer stores new blocks and then
+ * commits a complete block list, reusing unchanged blocks of the current content.
+ */
+export interface WriteSession {
+  readonly writeId: string
+  /** Inode id (0 until a create commits). */
+  readonly ino: number
+  readonly blockSize: number
+  readonly replication: number
+  /** The file's content when the session opened (empty for create/overwrite). */
+  readonly baseBlocks: readonly LocatedBlock[]
+  readonly baseSize: number
+  /**
+   * Store one new block from a stream (at most blockSize bytes), pipelined to its
+   * replicas; resolves once at least replication.min replicas hold it durably. Retries
+   * on another set of DataServers when the pipeline fails before any byte was
+   * acknowledged and the stream can be replayed (i.e. `data` is a Buffer).
+   */
+  storeBlock (data: Readable | Buffer, length?: number): Promise<BlockRef>
+  /** Atomically make `blocks` the file's content. */
+  commit (blocks: BlockRef[], opts?: { mtimeNs?: string, keepOpen?: boolean }): Promise<FileStat>
+  /** Give up: nothing becomes visible; stored blocks are garbage-collected. */
+  abort (): Promise<void>
+}
+
+export interface HissFs {
+  ping (): Promise<PingReply>
+  stat (path: string, opts?: { nofollow?: boolean }): Promise<FileStat>
+  exists (path: string): Promise<boolean>
+  list (path: string): Promise<DirEntry[]>
+  mkdir (path: string, opts?: { mode?: number, parents?: boolean }): Promise<FileStat>
+  /** Create an empty file, visible at once. */
+  create (path: string, opts?: { mode?: number, exclusive?: boolean }): Promise<FileStat>
+  delete (path: string, opts?: { recursive?: boolean }): Promise<void>
+  rename (src: string, dst: string, opts?: { noReplace?: boolean }): Promise<FileStat>
+  symlink (target: string, path: string): Promise<FileStat>
+  readlink (path: string): Promise<string>
+  setattr (path: string, attrs: { mode?: number, uid?: number, gid?: number, atimeNs?: string, mtimeNs?: string }): Promise<FileStat>
+  setReplication (path: string, replication: number): Promise<number>
+  statfs (): Promise<StatfsReply>
+  du (path: string): Promise<{ files: number, dirs: number, bytes: number, spaceConsumed: number }>
+  report (): Promise<ReportReply>
+  fsck (path?: string): Promise<FsckReply>
+
+  /** Read plan (block locations + read tokens) by path or by inode id. */
+  getBlocks (target: { path: string } | { ino: number }, range?: { offset: number, length: number }): Promise<{ stat: FileStat, blocks: LocatedBlock[] }>
+  /**
+   * Stream bytes [offset, offset+length) of one located block, trying its replicas in
+   * order and failing over on connection errors, short reads and checksum errors (the
+   * bad replica is reported). Refreshes locations/tokens from the NameServer when every
+   * replica fails or the token expired.
+   */
+  readBlock (block: LocatedBlock, offset: number, length: number, opts?: { ino?: number }): Readable
+  /** Whole-file (or ranged) streaming read with failover. */
+  createReadStream (path: string, opts?: ReadOptions): Readable
+  /** Stream a file in (put): invisible until complete; overwrite replaces atomically. */
+  put (path: string, data: Readable, opts?: PutOptions): Promise<FileStat>
+  openWrite (target: { path: string } | { ino: number }, opts?: { create?: boolean, overwrite?: boolean, mode?: number, replication?: number, blockSize?: number }): Promise<WriteSession>
+
+  /** Stop lease renewal timers and close keep-alive sockets. */
+  close (): Promise<void>
+}

@@ -1,0 +1,316 @@
+// The wire protocol between the parts: every endpoint path, request and reply shape.
+// The NameServer and DataServer share only this file (and the rest of src/common).
+// The client library is the only caller of these endpoints.
+//
+// Conventions
+// - JSON bodies, `Content-Type: application/json`; errors are `{error:{code,message}}`
+//   with the HTTP status from ERROR_TABLE.
+// - Numbers: block ids, generation stamps and inode ids are JS-safe integers (< 2^53).
+//   Times are nanoseconds since the epoch as decimal strings (`*Ns`), so they survive
+//   JSON without losing precision.
+// - Client identity (namespace calls): headers HEADER_UID, HEADER_GIDS (comma list,
+//   primary group first). Asserted by the client, as in HDFS "simple" mode.
+// - Cluster authentication (DataServer -> NameServer calls): header HEADER_CLUSTER_AUTH,
+//   see auth.ts. Block data calls (client/DataServer -> DataServer): header HEADER_TOKEN
+//   carrying a block access token, see auth.ts.
+
+export const PROTOCOL_VERSION = 1
+
+export const HEADER_UID = 'x-hiss-uid'
+export const HEADER_GIDS = 'x-hiss-gids'
+export const HEADER_CLUSTER_AUTH = 'x-hiss-cluster-auth'
+export const HEADER_TOKEN = 'x-hiss-token'
+/** DataServer pipeline: comma-separated `host:port` list of the next replicas to forward to. */
+export const HEADER_PIPELINE = 'x-hiss-pipeline'
+/** DataServer pipeline: comma-separated DataServer ids matching HEADER_PIPELINE. */
+export const HEADER_PIPELINE_IDS = 'x-hiss-pipeline-ids'
+/** Expected block length on a write, when the writer knows it (replication does). */
+export const HEADER_BLOCK_LENGTH = 'x-hiss-block-length'
+
+// ---------------------------------------------------------------------------
+// Shared shapes
+
+export type FileType = 'file' | 'dir' | 'symlink'
+
+export interface FileStat {
+  /** Inode id: stable for the life of the file, across renames. */
+  ino: number
+  type: FileType
+  /** Permission bits only (e.g. 0o644), plus setuid/setgid/sticky bits. */
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  nlink: number
+  atimeNs: string
+  mtimeNs: string
+  ctimeNs: string
+  /** Files only. */
+  replication: number
+  blockSize: number
+  /** Symlinks only. */
+  target?: string
+}
+
+export interface DirEntry extends FileStat { name: string }
+
+export interface BlockRef { id: number, gen: number, length: number }
+
+export interface DataServerRef { id: string, address: string }
+
+/** A block of a file with where to read it, as handed to clients. */
+export interface LocatedBlock extends BlockRef {
+  /** Byte offset of this block within the file. */
+  offset: number
+  /** Live, non-corrupt replicas, best first (the client tries them in order). */
+  locations: DataServerRef[]
+  /** Read token for this block (all locations accept it). */
+  token: string
+}
+
+// ---------------------------------------------------------------------------
+// NameServer: client-facing namespace API (prefix /v1/ns)
+//
+// GET  /v1/ping                        -> PingReply (no auth)
+// GET  /v1/ns/stat?path=P[&nofollow=1] -> { stat: FileStat }          (follows final symlink unless nofollow)
+// GET  /v1/ns/list?path=P              -> { entries: DirEntry[] }     (sorted by name)
+// GET  /v1/ns/blocks?path=P | ?ino=N [&offset=&length=]
+//                                      -> BlocksReply  (read plan; ino works for open files after rename)
+// GET  /v1/ns/readlink?path=P          -> { target }
+// GET  /v1/ns/statfs                   -> StatfsReply
+// GET  /v1/ns/du?path=P                -> { files, dirs, bytes, spaceConsumed }
+// POST /v1/ns/mkdir    MkdirRequest    -> { stat }
+// POST /v1/ns/create   CreateRequest   -> { stat }   (empty file, visible at once: FUSE create / touch)
+// POST /v1/ns/delete   DeleteRequest   -> { deleted: true }
+// POST /v1/ns/rename   RenameRequest   -> { stat }   (POSIX rename: replaces a file or an empty dir)
+// POST /v1/ns/symlink  SymlinkRequest  -> { stat }
+// POST /v1/ns/setattr  SetattrRequest  -> { stat }   (chmod/chown/utimens; size only shrinks to a block boundary... see below)
+// POST /v1/ns/setrep   SetrepRequest   -> { files: number }
+//
+// Writing (leases: one writer per file; the client renews while writing)
+// POST /v1/ns/write/open     WriteOpenRequest   -> WriteOpenReply
+// POST /v1/ns/write/addblock AddBlockRequest    -> AddBlockReply
+// POST /v1/ns/write/commit   CommitRequest      -> { stat }
+// POST /v1/ns/write/abort    { writeId }        -> { aborted: true }
+// POST /v1/ns/write/renew    { clientId }       -> { renewed: number }  (count of writes renewed)
+// POST /v1/ns/badblock       BadBlockRequest    -> { ok: true }  (client found a corrupt replica)
+//
+// Admin
+// GET  /v1/admin/report                -> ReportReply
+// GET  /v1/admin/fsck?path=P           -> FsckReply
+
+export interface PingReply {
+  ok: true
+  version: number
+  safeMode: boolean
+  /** Cluster defaults a client uses when it has no override. */
+  blockSize: number
+  replication: number
+  liveDataServers: number
+}
+
+export interface BlocksReply {
+  stat: FileStat
+  blocks: LocatedBlock[]
+}
+
+export interface StatfsReply {
+  capacity: number
+  used: number
+  remaining: number
+  files: number
+  blockSize: number
+}
+
+export interface MkdirRequest { path: string, mode?: number, parents?: boolean }
+export interface CreateRequest { path: string, mode?: number, exclusive?: boolean }
+export interface DeleteRequest { path: string, recursive?: boolean }
+export interface RenameRequest { src: string, dst: string, noReplace?: boolean }
+export interface SymlinkRequest { path: string, target: string }
+export interface SetattrRequest {
+  path: string
+  mode?: number
+  uid?: number
+  gid?: number
+  atimeNs?: string
+  mtimeNs?: string
+}
+export interface SetrepRequest { path: string, replication: number }
+
+/**
+ * Open a file for writing. With `create`, a missing file is created *invisibly*: it
+ * appears at `path` only when the write commits (so a killed `put` leaves nothing).
+ * With `overwrite` the commit replaces whatever is at `path`. Without `create` the
+ * file must exist and the reply lists its current blocks, which a commit may reuse
+ * (copy-on-write per block: appends and random writes rewrite only touched blocks).
+ */
+export interface WriteOpenRequest {
+  path?: string
+  /** Alternative to path: an existing inode (an open file that may have been renamed). */
+  ino?: number
+  clientId: string
+  create?: boolean
+  overwrite?: boolean
+  /** For created files. */
+  mode?: number
+  replication?: number
+  blockSize?: number
+}
+export interface WriteOpenReply {
+  writeId: string
+  /** Inode id; 0 for a create that is not yet visible. */
+  ino: number
+  replication: number
+  blockSize: number
+  /** Current content (empty for a create or overwrite), with read tokens. */
+  blocks: LocatedBlock[]
+  size: number
+  leaseTimeoutMs: number
+}
+
+export interface AddBlockRequest {
+  writeId: string
+  /** DataServers the client could not reach; the NameServer avoids them. */
+  exclude?: string[]
+}
+export interface AddBlockReply {
+  block: { id: number, gen: number }
+  /** Pipeline order: the client sends to targets[0] with the rest in HEADER_PIPELINE. */
+  targets: DataServerRef[]
+  /** Write token for the block (every target accepts it). */
+  token: string
+}
+
+/**
+ * Commit the file's new content. `blocks` is the complete new block list in file order:
+ * each entry is either a block of the file's current content (same id, gen, length) or
+ * a block allocated under this writeId and stored by at least `replication.min`
+ * DataServers (they report it as received). `size` must equal the sum of lengths.
+ */
+export interface CommitRequest {
+  writeId: string
+  blocks: BlockRef[]
+  size: number
+  mtimeNs?: string
+  /** Keep the lease and writeId open after committing (fsync within an open file). */
+  keepOpen?: boolean
+}
+
+export interface BadBlockRequest { block: { id: number, gen: number }, dataserver: string }
+
+// ---------------------------------------------------------------------------
+// NameServer: DataServer-facing API (prefix /v1/ds), all with HEADER_CLUSTER_AUTH.
+//
+// POST /v1/ds/register      RegisterRequest      -> RegisterReply
+// POST /v1/ds/heartbeat     HeartbeatRequest     -> HeartbeatReply
+// POST /v1/ds/blockreport   BlockReportRequest   -> { ok: true }
+// POST /v1/ds/incremental   IncrementalRequest   -> { ok: true }
+// POST /v1/ds/unregister    { id }               -> { ok: true }
+
+export interface StorageReport {
+  /** Total bytes of the disk holding the storage directory. */
+  capacity: number
+  /** Bytes held by block replicas. */
+  used: number
+  /** Bytes still usable for new replicas (free minus reserved). */
+  remaining: number
+  /** Streams in progress (reads + writes): the load used by placement. */
+  activeStreams: number
+}
+
+export interface RegisterRequest extends StorageReport {
+  id: string
+  /** host:port that clients and other DataServers use. */
+  address: string
+}
+export interface RegisterReply { ok: true, blockReportNow: true }
+
+export interface HeartbeatRequest extends StorageReport { id: string, address: string, blocks: number }
+export interface HeartbeatReply {
+  /** The NameServer does not know this DataServer (e.g. it restarted): register again. */
+  reregister?: boolean
+  commands: DataServerCommand[]
+}
+
+/** Replica entry in reports: [blockId, gen, length]. */
+export type ReplicaTuple = [number, number, number]
+
+export interface BlockReportRequest { id: string, blocks: ReplicaTuple[] }
+export interface IncrementalRequest {
+  id: string
+  received?: ReplicaTuple[]
+  deleted?: Array<[number, number]>
+  /** Replicas the DataServer found corrupt (scanner or read verification). */
+  corrupt?: Array<[number, number]>
+}
+
+export type DataServerCommand =
+  | { type: 'replicate', block: BlockRef, targets: DataServerRef[], token: string }
+  | { type: 'delete', blocks: Array<[number, number]> }
+  | { type: 'report' }
+
+// ---------------------------------------------------------------------------
+// DataServer: block data API (prefix /v1/blocks), all with HEADER_TOKEN.
+//
+// PUT  /v1/blocks/:id?gen=G    body = raw bytes (streamed). Headers: HEADER_PIPELINE(_IDS).
+//      Stores the replica (temp file + checksums, fsync, rename), forwards the stream to
+//      the pipeline, reports the replica to the NameServer (incremental), and answers
+//      WriteBlockReply only when its own copy is durable; `stored` lists the DataServer
+//      ids that hold the block (itself plus those downstream that succeeded).
+// GET  /v1/blocks/:id?gen=G[&offset=O&length=L]  -> raw bytes, verified against the
+//      checksums chunk by chunk; on a mismatch the response is cut short (the client
+//      sees fewer bytes than Content-Length) and the replica is reported corrupt.
+// GET  /v1/ping -> { ok: true, id }
+
+export interface WriteBlockReply {
+  id: number
+  gen: number
+  length: number
+  stored: string[]
+  /** Downstream failures, for the client's exclude list. */
+  failed: string[]
+}
+
+// ---------------------------------------------------------------------------
+// Admin JSON (also the CLI's --json output: a stable interface).
+
+export interface ReportReply {
+  dataservers: Array<{
+    id: string
+    address: string
+    state: 'live' | 'dead'
+    capacity: number
+    used: number
+    remaining: number
+    blocks: number
+    lastHeartbeatMsAgo: number
+  }>
+  blocks: { total: number, underReplicated: number, missing: number, corrupt: number, pendingDeletion: number }
+  capacity: number
+  used: number
+  remaining: number
+  safeMode: boolean
+  files: number
+  dirs: number
+}
+
+export interface FsckReply {
+  path: string
+  files: number
+  blocks: number
+  underReplicated: number
+  missing: number
+  corrupt: number
+  healthy: boolean
+  entries: Array<{
+    path: string
+    replication: number
+    size: number
+    blocks: Array<{
+      id: number
+      gen: number
+      length: number
+      replicas: Array<{ dataserver: string, address: string, state: 'live' | 'corrupt' | 'stale' | 'dead' }>
+    }>
+  }>
+}
