@@ -26,4 +26,3 @@ t.test('node fs errors keep their meaning', async t => {
   t.equal(fromNodeError(new Error('weird')).code, 'EIO')
 })
 
-t.test('skip example', { skip: 'demonstration of a reasoned skip' }, async () => {})
