@@ -24,7 +24,7 @@ debs:
 	  apt-get update -qq && apt-get install -y -qq $$missing </dev/null; \
 	fi
 
-$(NODE_MODULES_STAMP): package.json package-lock.json
+$(NODE_MODULES_STAMP): package.json package-lock.json patches/fuse-native+2.2.6.patch
 	npm ci --no-audit --no-fund </dev/null
 	@touch $@
 

@@ -75,9 +75,10 @@ export interface HissFs {
    * Stream bytes [offset, offset+length) of one located block, trying its replicas in
    * order and failing over on connection errors, short reads and checksum errors (the
    * bad replica is reported). Refreshes locations/tokens from the NameServer when every
-   * replica fails or the token expired.
+   * replica fails or the token expired (by `ino` when given, else by `path`; with
+   * neither, a block whose replicas all fail is BLOCK_LOST at once).
    */
-  readBlock (block: LocatedBlock, offset: number, length: number, opts?: { ino?: number }): Readable
+  readBlock (block: LocatedBlock, offset: number, length: number, opts?: { ino?: number, path?: string }): Readable
   /** Whole-file (or ranged) streaming read with failover. */
   createReadStream (path: string, opts?: ReadOptions): Readable
   /** Stream a file in (put): invisible until complete; overwrite replaces atomically. */

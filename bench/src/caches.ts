@@ -1,0 +1,18 @@
+// Dropping the page cache before each "cold" measurement (root only).
+import { writeFile } from 'node:fs/promises'
+import { run } from './proc.js'
+
+export class CacheDropper {
+  /** Why caches could not be dropped, once it failed. */
+  failure: string | undefined
+
+  async drop (): Promise<void> {
+    if (this.failure !== undefined) return
+    await run('sync', [], { timeoutMs: 300000 })
+    try {
+      await writeFile('/proc/sys/vm/drop_caches', '3\n')
+    } catch (err) {
+      this.failure = `caches not dropped: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+    }
+  }
+}

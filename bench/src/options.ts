@@ -1,0 +1,63 @@
+// The benchmark's sizes: the full run and the reduced QUICK run (a few minutes).
+export interface BenchOptions {
+  quick: boolean
+  reps: number
+  /** Sequential write/read file size (bytes); also the CLI put/cat size. */
+  seqBytes: number
+  smallFiles: number
+  smallFileBytes: number
+  /** Tree under node_modules that is tarred once and extracted (first that exists). */
+  treeCandidates: string[]
+  mkdirs: number
+  stats: number
+  fioFileBytes: number
+  fioSeconds: number
+  fioFsyncSeconds: number
+  /** NameServer load: operations per phase, for each concurrency. */
+  nsOps: number
+  nsConcurrency: number[]
+}
+
+const MiB = 1024 * 1024
+
+export function benchOptions (quick: boolean): BenchOptions {
+  if (quick) {
+    return {
+      quick,
+      reps: 1,
+      seqBytes: 256 * MiB,
+      smallFiles: 500,
+      smallFileBytes: 4096,
+      treeCandidates: ['zod', 'typescript'],
+      mkdirs: 250,
+      stats: 500,
+      fioFileBytes: 64 * MiB,
+      fioSeconds: 5,
+      fioFsyncSeconds: 5,
+      nsOps: 400,
+      nsConcurrency: [1, 8, 32],
+    }
+  }
+  return {
+    quick,
+    reps: 3,
+    seqBytes: 1024 * MiB,
+    smallFiles: 2000,
+    smallFileBytes: 4096,
+    treeCandidates: ['es-toolkit', 'typescript'],
+    mkdirs: 1000,
+    stats: 2000,
+    fioFileBytes: 256 * MiB,
+    fioSeconds: 20,
+    fioFsyncSeconds: 10,
+    nsOps: 2000,
+    nsConcurrency: [1, 8, 32],
+  }
+}
+
+export function formatBytes (n: number): string {
+  if (n >= 1024 * MiB && n % (1024 * MiB) === 0) return `${n / (1024 * MiB)} GiB`
+  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`
+  return `${n} B`
+}

@@ -1,0 +1,72 @@
+// `hissdfs ls [-l] [-R] [PATH]`: a directory lists its entries by name (with -R, every
+// entry below it by full path); a file lists just itself. -l adds mode, replication,
+// owner uid, group gid, size and mtime, like `hdfs dfs -ls`.
+import type { Command } from 'commander'
+import type { DirEntry, FileStat } from '../../common/protocol.js'
+import { joinPath } from '../../common/paths.js'
+import type { HissFs } from '../../client/types.js'
+import { clientAction, onPath } from '../run-client.js'
+import { toRemotePath } from '../remote-path.js'
+import { modeString, shortTime, table } from '../format.js'
+import { writeLines } from '../output.js'
+
+interface LsOpts { long?: boolean, recursive?: boolean }
+
+function longRow (st: FileStat, name: string): string[] {
+  const shown = st.type === 'symlink' && st.target !== undefined ? `${name} -> ${st.target}` : name
+  return [
+    modeString(st.type, st.mode),
+    st.type === 'file' ? String(st.replication) : '-',
+    String(st.uid),
+    String(st.gid),
+    String(st.type === 'dir' ? 0 : st.size),
+    shortTime(st.mtimeNs),
+    shown,
+  ]
+}
+
+/** Depth-first walk, entries in name order, yielding full paths. */
+async function walk (fs: HissFs, dir: string, out: Array<{ st: DirEntry, path: string }>, onError: (p: string, e: unknown) => void): Promise<void> {
+  let entries: DirEntry[]
+  try {
+    entries = await fs.list(dir)
+  } catch (err) {
+    onError(dir, err)
+    return
+  }
+  for (const e of entries) {
+    const p = joinPath(dir, e.name)
+    out.push({ st: e, path: p })
+    if (e.type === 'dir') await walk(fs, p, out, onError)
+  }
+}
+
+export function registerLs (program: Command): void {
+  program.command('ls')
+    .description('list a directory (default /) or show one file')
+    .option('-l, --long', 'long format: mode, replication, uid, gid, size, mtime, name')
+    .option('-R, --recursive', 'list subdirectories recursively, by full path')
+    .argument('[path]', 'remote path', '/')
+    .action(clientAction<LsOpts>('ls', async (ctx, args, opts) => {
+      const raw = args[0] as string
+      const path = await onPath(raw, async () => toRemotePath(raw))
+      const st = await onPath(path, () => ctx.fs.stat(path))
+      let items: Array<{ st: FileStat, name: string }>
+      if (st.type !== 'dir') {
+        const own = await onPath(path, () => ctx.fs.stat(path, { nofollow: true }))
+        items = [{ st: own, name: path }]
+      } else if (opts.recursive === true) {
+        const found: Array<{ st: DirEntry, path: string }> = []
+        await walk(ctx.fs, path, found, (p, e) => ctx.fail(p, e))
+        items = found.map(f => ({ st: f.st, name: f.path }))
+      } else {
+        const entries = await onPath(path, () => ctx.fs.list(path))
+        items = entries.map(e => ({ st: e, name: e.name }))
+      }
+      if (opts.long === true) {
+        await writeLines(table(items.map(i => longRow(i.st, i.name)), [1, 4]))
+      } else {
+        await writeLines(items.map(i => i.name))
+      }
+    }))
+}

@@ -1,0 +1,74 @@
+// `hissdfs put LOCAL|- REMOTE`: stream a local file (or stdin) into the cluster. The
+// file appears only once complete, and replaces an existing file atomically (like
+// `hdfs dfs -put -f`: overwrite is the default; `--no-overwrite` refuses instead).
+// A REMOTE that is an existing directory receives the file under the local basename.
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
+import type { Command } from 'commander'
+import { HissError } from '../../common/errors.js'
+import type { FileStat } from '../../common/protocol.js'
+import type { HissFs } from '../../client/types.js'
+import { clientAction, onPath } from '../run-client.js'
+import { intoDirectory, toRemotePath } from '../remote-path.js'
+import { PathFailure } from '../errors.js'
+import { createProgress } from '../progress.js'
+
+interface PutOpts { overwrite?: boolean, replication?: string }
+
+export function parseReplication (v: string | undefined): number | undefined {
+  if (v === undefined) return undefined
+  if (!/^[0-9]{1,2}$/.test(v) || Number(v) < 1) throw HissError.EINVAL(`bad replication factor ${JSON.stringify(v)}`)
+  return Number(v)
+}
+
+/** stat, with "missing" as undefined. */
+export async function statOrMissing (fs: HissFs, path: string): Promise<FileStat | undefined> {
+  try {
+    return await fs.stat(path)
+  } catch (err) {
+    if (err instanceof HissError && err.code === 'ENOENT') return undefined
+    throw new PathFailure(path, err)
+  }
+}
+
+export function registerPut (program: Command): void {
+  program.command('put')
+    .description('copy a local file (or - for stdin) into the cluster; overwrites an existing file')
+    .argument('<local>', 'local file, or - for stdin')
+    .argument('<remote>', 'remote file, or existing remote directory')
+    .option('--no-overwrite', 'fail if REMOTE already exists')
+    .option('-r, --replication <n>', 'replication factor of the new file')
+    .action(clientAction<PutOpts>('put', async (ctx, args, opts) => {
+      const local = args[0] as string
+      const rawRemote = args[1] as string
+      let remote = await onPath(rawRemote, async () => toRemotePath(rawRemote))
+      const replication = await onPath(remote, async () => parseReplication(opts.replication))
+      let size: number | undefined
+      let mode: number | undefined
+      if (local !== '-') {
+        const st = await onPath(local, () => stat(local))
+        if (st.isDirectory()) throw new PathFailure(local, HissError.EISDIR())
+        size = st.size
+        mode = st.mode & 0o777
+      }
+      const target = await statOrMissing(ctx.fs, remote)
+      if (target?.type === 'dir') {
+        if (local === '-') throw new PathFailure(remote, HissError.EISDIR())
+        remote = await onPath(remote, async () => intoDirectory(remote, local))
+      }
+      const input: Readable = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 })
+      const progress = createProgress(`put ${remote}`, size)
+      try {
+        await onPath(remote, () => ctx.fs.put(remote, input, {
+          overwrite: opts.overwrite !== false,
+          ...(mode === undefined ? {} : { mode }),
+          ...(replication === undefined ? {} : { replication }),
+          onProgress: b => { progress.update(b) },
+        }))
+      } finally {
+        progress.stop()
+        if (local !== '-') input.destroy()
+      }
+    }))
+}

@@ -1,0 +1,159 @@
+// The client library: the only code that speaks the wire protocol. The CLI and the FUSE
+// adapter use HissFs through this class; everything it throws is a HissError.
+import { randomUUID } from 'node:crypto'
+import { hostname, tmpdir } from 'node:os'
+import type { Readable } from 'node:stream'
+import { SystemClock, type Clock } from '../common/clock.js'
+import type { HissConfig } from '../common/config.js'
+import { isHissError } from '../common/errors.js'
+import { createLogger, type Logger } from '../common/log.js'
+import type { DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply } from '../common/protocol.js'
+import { BlockReadStream, type BlockReadOptions } from './block-reader.js'
+import { FileReadStream } from './file-reader.js'
+import { putFile } from './file-writer.js'
+import { HttpClient } from './http.js'
+import { processIdentity } from './identity.js'
+import { LeaseRenewer } from './lease-renewer.js'
+import { NameServerClient, type DuReply, type InodeTarget } from './nameserver-client.js'
+import { HissWriteSession } from './write-session.js'
+import type { HissFs, Identity, PutOptions, ReadOptions } from './types.js'
+
+export interface CreateClientOptions {
+  /** Default: the process's uid and groups. */
+  identity?: Identity
+  clock?: Clock
+  log?: Logger
+  /** Identifies this client's leases; default: host-pid-random. */
+  clientId?: string
+  /**
+   * Where `put` spools the block in flight so a failed pipeline can be retried from
+   * disk (default: the OS temp dir); false disables spooling.
+   */
+  spoolDir?: string | false
+}
+
+export interface OpenWriteOptions {
+  create?: boolean
+  overwrite?: boolean
+  mode?: number
+  replication?: number
+  blockSize?: number
+}
+
+export class HissClient implements HissFs {
+  readonly clientId: string
+  readonly identity: Identity
+  private readonly http: HttpClient
+  private readonly ns: NameServerClient
+  private readonly renewer: LeaseRenewer
+  private readonly clock: Clock
+  private readonly log: Logger
+  private closed = false
+
+  constructor (private readonly cfg: HissConfig, private readonly opts: CreateClientOptions = {}) {
+    this.clock = opts.clock ?? new SystemClock()
+    this.log = opts.log ?? createLogger('client', cfg['log.level'])
+    this.identity = opts.identity ?? processIdentity()
+    this.clientId = opts.clientId ?? `${hostname()}-${process.pid}-${randomUUID()}`
+    this.http = new HttpClient(cfg)
+    this.ns = new NameServerClient({
+      http: this.http,
+      address: cfg['nameserver.address'],
+      identity: this.identity,
+      clock: this.clock,
+      retryMs: cfg['client.retry.ms'],
+      log: this.log,
+    })
+    this.renewer = new LeaseRenewer(async () => {
+      const open = this.renewer.openWrites
+      const renewed = await this.ns.renew(this.clientId)
+      // Fewer renewed than open: the NameServer dropped some lease (expired or restarted);
+      // those writes will fail at their next call with the NameServer's own error.
+      if (renewed < open) this.log.warn('some write leases were not renewed', { open, renewed })
+    }, this.clock, this.log.child('lease'))
+  }
+
+  ping (): Promise<PingReply> { return this.ns.ping() }
+  stat (path: string, opts: { nofollow?: boolean } = {}): Promise<FileStat> { return this.ns.stat(path, opts.nofollow === true) }
+
+  async exists (path: string): Promise<boolean> {
+    try {
+      await this.ns.stat(path)
+      return true
+    } catch (err) {
+      if (isHissError(err) && err.code === 'ENOENT') return false
+      throw err
+    }
+  }
+
+  list (path: string): Promise<DirEntry[]> { return this.ns.list(path) }
+  mkdir (path: string, opts: { mode?: number, parents?: boolean } = {}): Promise<FileStat> { return this.ns.mkdir({ path, ...opts }) }
+  create (path: string, opts: { mode?: number, exclusive?: boolean } = {}): Promise<FileStat> { return this.ns.create({ path, ...opts }) }
+  delete (path: string, opts: { recursive?: boolean } = {}): Promise<void> { return this.ns.delete({ path, ...opts }) }
+  rename (src: string, dst: string, opts: { noReplace?: boolean } = {}): Promise<FileStat> { return this.ns.rename({ src, dst, ...opts }) }
+  symlink (target: string, path: string): Promise<FileStat> { return this.ns.symlink({ path, target }) }
+  readlink (path: string): Promise<string> { return this.ns.readlink(path) }
+
+  setattr (path: string, attrs: { mode?: number, uid?: number, gid?: number, atimeNs?: string, mtimeNs?: string }): Promise<FileStat> {
+    return this.ns.setattr({ path, ...attrs })
+  }
+
+  setReplication (path: string, replication: number): Promise<number> { return this.ns.setrep({ path, replication }) }
+  statfs (): Promise<StatfsReply> { return this.ns.statfs() }
+  du (path: string): Promise<DuReply> { return this.ns.du(path) }
+  report (): Promise<ReportReply> { return this.ns.report() }
+  fsck (path = '/'): Promise<FsckReply> { return this.ns.fsck(path) }
+
+  getBlocks (target: InodeTarget, range?: { offset: number, length: number }): Promise<{ stat: FileStat, blocks: LocatedBlock[] }> {
+    return this.ns.blocks(target, range)
+  }
+
+  readBlock (block: LocatedBlock, offset: number, length: number, opts: BlockReadOptions = {}): Readable {
+    return new BlockReadStream({ http: this.http, ns: this.ns, clock: this.clock, log: this.log, retryMs: this.cfg['client.retry.ms'] }, block, offset, length, opts)
+  }
+
+  createReadStream (path: string, opts: ReadOptions = {}): Readable {
+    return new FileReadStream(this.ns, (b, o, l, ro) => this.readBlock(b, o, l, ro), path, opts)
+  }
+
+  async openWrite (target: InodeTarget, opts: OpenWriteOptions = {}): Promise<HissWriteSession> {
+    const reply = await this.ns.writeOpen({ ...target, clientId: this.clientId, ...opts })
+    return new HissWriteSession({
+      ns: this.ns,
+      http: this.http,
+      renewer: this.renewer,
+      log: this.log,
+      minReplicas: this.cfg['replication.min'],
+    }, reply)
+  }
+
+  async put (path: string, data: Readable, opts: PutOptions = {}): Promise<FileStat> {
+    const session = await this.openWrite({ path }, {
+      create: true,
+      overwrite: opts.overwrite ?? false,
+      ...(opts.mode === undefined ? {} : { mode: opts.mode }),
+      ...(opts.replication === undefined ? {} : { replication: opts.replication }),
+      ...(opts.blockSize === undefined ? {} : { blockSize: opts.blockSize }),
+    })
+    return putFile(session, data, opts, {
+      clock: this.clock,
+      log: this.log,
+      stallMs: this.cfg['client.timeout.ms'],
+      spoolDir: this.opts.spoolDir ?? tmpdir(),
+    })
+  }
+
+  /** Open writes whose leases this client is renewing (for tests and diagnostics). */
+  get openWrites (): number { return this.renewer.openWrites }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.renewer.close()
+    this.http.close()
+  }
+}
+
+export function createClient (cfg: HissConfig, opts?: CreateClientOptions): HissClient {
+  return new HissClient(cfg, opts)
+}

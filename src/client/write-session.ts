@@ -1,0 +1,136 @@
+// One open write (a lease on the NameServer). storeBlock allocates a block, streams it
+// through a DataServer pipeline and, when the pipeline fails and the bytes can be sent
+// again, allocates anew avoiding the DataServers that failed.
+import type { Readable } from 'node:stream'
+import { HissError, isHissError, type ErrorCode } from '../common/errors.js'
+import type { Logger } from '../common/log.js'
+import type { BlockRef, FileStat, LocatedBlock, WriteOpenReply } from '../common/protocol.js'
+import { sendBlock } from './block-writer.js'
+import { toHissError } from './http-errors.js'
+import type { HttpClient } from './http.js'
+import type { LeaseRenewer } from './lease-renewer.js'
+import type { NameServerClient } from './nameserver-client.js'
+import type { WriteSession } from './types.js'
+
+/** Pipelines tried per block before giving up. */
+export const MAX_BLOCK_ATTEMPTS = 3
+
+// Errors that say our request itself is wrong: another pipeline would not help.
+const NOT_RETRIABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['EINVAL', 'BAD_REQUEST', 'TOO_LARGE', 'EFBIG', 'LEASE_EXPIRED'])
+
+/** A body for one attempt; `undefined` when the bytes cannot be sent again. */
+export type BodySource = (attempt: number) => Promise<{ body: Readable | Buffer, length?: number } | undefined>
+
+export interface WriteSessionDeps {
+  ns: NameServerClient
+  http: HttpClient
+  renewer: LeaseRenewer
+  log: Logger
+  /** cfg['replication.min']. */
+  minReplicas: number
+}
+
+export class HissWriteSession implements WriteSession {
+  readonly writeId: string
+  readonly blockSize: number
+  readonly replication: number
+  readonly baseBlocks: readonly LocatedBlock[]
+  readonly baseSize: number
+  private inode: number
+  private closed = false
+
+  constructor (private readonly d: WriteSessionDeps, reply: WriteOpenReply) {
+    this.writeId = reply.writeId
+    this.inode = reply.ino
+    this.blockSize = reply.blockSize
+    this.replication = reply.replication
+    this.baseBlocks = reply.blocks
+    this.baseSize = reply.size
+    d.renewer.add(reply.writeId, reply.leaseTimeoutMs)
+  }
+
+  get ino (): number { return this.inode }
+
+  storeBlock (data: Readable | Buffer, length?: number): Promise<BlockRef> {
+    if (Buffer.isBuffer(data)) {
+      if (length !== undefined && length !== data.length) return Promise.reject(HissError.EINVAL('length does not match the buffer'))
+      if (data.length > this.blockSize) return Promise.reject(HissError.EINVAL(`block of ${data.length} bytes exceeds the block size ${this.blockSize}`))
+      return this.storeWith(async () => ({ body: data, length: data.length }))
+    }
+    if (length !== undefined && (length < 0 || length > this.blockSize)) return Promise.reject(HissError.EINVAL(`block of ${length} bytes exceeds the block size ${this.blockSize}`))
+    // A stream can be sent only once.
+    return this.storeWith(async attempt => attempt === 0 ? { body: data, ...(length === undefined ? {} : { length }) } : undefined)
+  }
+
+  /**
+   * Store one block, trying up to MAX_BLOCK_ATTEMPTS pipelines. `source(n)` is asked
+   * for the body of attempt n after its block is allocated; errors it throws end the
+   * store at once (they are the caller's, e.g. the input stream failed).
+   */
+  async storeWith (source: BodySource): Promise<BlockRef> {
+    this.assertOpen()
+    const exclude = new Set<string>()
+    const minStored = Math.min(this.d.minReplicas, this.replication)
+    let lastErr: HissError | undefined
+    for (let attempt = 0; attempt < MAX_BLOCK_ATTEMPTS; attempt++) {
+      const alloc = await this.d.ns.addBlock({ writeId: this.writeId, ...(exclude.size > 0 ? { exclude: [...exclude] } : {}) })
+      const src = await source(attempt)
+      if (src === undefined) throw lastErr ?? HissError.EIO('block data cannot be sent again')
+      try {
+        const reply = await sendBlock(this.d.http, alloc, src.body, src.length)
+        if (reply.stored.length >= minStored) return { id: reply.id, gen: reply.gen, length: reply.length }
+        const failed = reply.failed.length > 0 ? reply.failed : alloc.targets.map(t => t.id).filter(id => !reply.stored.includes(id))
+        for (const id of failed) exclude.add(id)
+        lastErr = HissError.from('NO_DATASERVERS', `block ${alloc.block.id} reached ${reply.stored.length} of ${minStored} required replicas`)
+      } catch (err) {
+        const e = toHissError(err)
+        if (NOT_RETRIABLE.has(e.code)) throw e
+        lastErr = e
+        // A refused token is about the token, not the DataServer; anything else is blamed
+        // on the head of the pipeline (it reports downstream failures in its reply).
+        const head = alloc.targets[0]
+        if (e.code !== 'BAD_TOKEN' && head !== undefined) exclude.add(head.id)
+      }
+      this.d.log.info('block pipeline failed, retrying', { writeId: this.writeId, attempt, code: lastErr.code, exclude: [...exclude] })
+    }
+    throw lastErr ?? HissError.EIO('block write failed')
+  }
+
+  async commit (blocks: BlockRef[], opts: { mtimeNs?: string, keepOpen?: boolean } = {}): Promise<FileStat> {
+    this.assertOpen()
+    // Only the BlockRef fields go on the wire (callers may pass LocatedBlocks).
+    const refs = blocks.map(b => ({ id: b.id, gen: b.gen, length: b.length }))
+    const size = refs.reduce((s, b) => s + b.length, 0)
+    const stat = await this.d.ns.commit({
+      writeId: this.writeId,
+      blocks: refs,
+      size,
+      ...(opts.mtimeNs === undefined ? {} : { mtimeNs: opts.mtimeNs }),
+      ...(opts.keepOpen === true ? { keepOpen: true } : {}),
+    })
+    this.inode = stat.ino
+    if (opts.keepOpen !== true) this.finish()
+    return stat
+  }
+
+  async abort (): Promise<void> {
+    if (this.closed) return
+    try {
+      await this.d.ns.abort(this.writeId)
+    } catch (err) {
+      // The lease is gone already (expired, or the NameServer forgot it): nothing to undo.
+      if (!(isHissError(err) && (err.code === 'LEASE_EXPIRED' || err.code === 'ENOENT'))) throw err
+    } finally {
+      this.finish()
+    }
+  }
+
+  private finish (): void {
+    this.closed = true
+    this.d.renewer.remove(this.writeId)
+  }
+
+  private assertOpen (): void {
+    if (this.closed) throw HissError.from('EBADF', `write ${this.writeId} is already committed or aborted`)
+  }
+}

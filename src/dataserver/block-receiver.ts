@@ -1,0 +1,71 @@
+// One block write (PUT /v1/blocks/:id): store locally while forwarding down the
+// pipeline, then answer once (a) the local copy is durable, (b) the NameServer has been
+// told (incremental `received`), and (c) the downstream replied or failed.
+import type { Logger } from '../common/log.js'
+import type { DataServerRef, ReplicaTuple, WriteBlockReply } from '../common/protocol.js'
+import type { BlockStore } from './block-store.js'
+import { Downstream, forwardingSource } from './pipeline.js'
+import type { Transport } from './transport.js'
+
+/** The part of the NameServer link a write needs. */
+export interface ReceivedReporter {
+  reportReceived (t: ReplicaTuple): Promise<void>
+  reportDeleted (id: number, gen: number): void
+}
+
+export interface ReceiverDeps {
+  selfId: string
+  store: BlockStore
+  transport: Transport
+  reporter: ReceivedReporter
+  downstreamTimeoutMs: number
+  log: Logger
+}
+
+export interface IncomingBlock {
+  id: number
+  gen: number
+  token: string
+  body: AsyncIterable<Buffer> & { complete?: boolean }
+  pipeline: DataServerRef[]
+  expectedLength?: number | undefined
+}
+
+export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<WriteBlockReply> {
+  // Refuse before the downstream is contacted, so a doomed write costs nothing there.
+  d.store.checkWritable(b.id, b.gen)
+  let down: Downstream | undefined
+  const open = b.pipeline.length === 0
+    ? undefined
+    : () => (down = new Downstream({
+        transport: d.transport,
+        hops: b.pipeline,
+        block: { id: b.id, gen: b.gen },
+        token: b.token,
+        length: b.expectedLength,
+        timeoutMs: d.downstreamTimeoutMs,
+        log: d.log,
+      }))
+  let length: number
+  try {
+    const r = await d.store.write(b.id, b.gen, forwardingSource(b.body, open), { expectedLength: b.expectedLength })
+    length = r.length
+    if (r.replacedGen !== undefined) d.reporter.reportDeleted(b.id, r.replacedGen)
+  } catch (err) {
+    // Also covers failures after the body was fully forwarded (fsync, rename).
+    ;(down as Downstream | undefined)?.abort()
+    throw err
+  }
+  const [, downStored] = await Promise.all([
+    d.reporter.reportReceived([b.id, b.gen, length]),
+    (down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]),
+  ])
+  return {
+    id: b.id,
+    gen: b.gen,
+    length,
+    stored: [d.selfId, ...downStored],
+    // Every pipeline member that does not hold the block: stored ∪ failed = all targets.
+    failed: b.pipeline.map(h => h.id).filter(id => !downStored.includes(id)),
+  }
+}

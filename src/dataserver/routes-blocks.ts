@@ -1,0 +1,113 @@
+// Transport only: the block data API. Parses and checks every input (block numbers,
+// token, pipeline, range) before any file is touched, then hands over to the store.
+import type { IncomingMessage } from 'node:http'
+import express, { type Request, type Response } from 'express'
+import { verifyBlockToken } from '../common/auth.js'
+import type { Clock } from '../common/clock.js'
+import { HissError } from '../common/errors.js'
+import type { Logger } from '../common/log.js'
+import { parseBlockNumber } from '../common/paths.js'
+import { HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, type WriteBlockReply } from '../common/protocol.js'
+import type { BlockStore, ReadHandle } from './block-store.js'
+import type { IncomingBlock } from './block-receiver.js'
+import { parsePipeline } from './pipeline.js'
+import type { StreamLimiter } from './stream-limiter.js'
+
+export interface BlockRoutesDeps {
+  selfId: string
+  secret: string
+  clock: Clock
+  store: BlockStore
+  limiter: StreamLimiter
+  receive: (b: IncomingBlock) => Promise<WriteBlockReply>
+  log: Logger
+}
+
+export function blockRoutes (d: BlockRoutesDeps): express.Router {
+  const r = express.Router()
+
+  r.get('/v1/ping', (_req, res) => { res.json({ ok: true, id: d.selfId }) })
+
+  r.put('/v1/blocks/:id', async (req: Request, res: Response) => {
+    const id = parseBlockNumber(req.params.id)
+    const gen = parseBlockNumber(req.query.gen, 'generation stamp')
+    const token = req.get(HEADER_TOKEN)
+    verifyBlockToken(d.secret, token, { b: id, g: gen, a: 'w' }, d.clock.wallNow())
+    const pipeline = parsePipeline(req.get(HEADER_PIPELINE), req.get(HEADER_PIPELINE_IDS), d.selfId)
+    const expectedLength = announcedLength(req)
+    if (!d.limiter.tryAcquire()) throw HissError.EAGAIN('dataserver busy: too many block streams')
+    try {
+      const reply = await d.receive({ id, gen, token: token!, body: req as IncomingMessage, pipeline, expectedLength })
+      res.json(reply)
+    } finally {
+      d.limiter.release()
+    }
+  })
+
+  r.get('/v1/blocks/:id', async (req: Request, res: Response) => {
+    const id = parseBlockNumber(req.params.id)
+    const gen = parseBlockNumber(req.query.gen, 'generation stamp')
+    verifyBlockToken(d.secret, req.get(HEADER_TOKEN), { b: id, g: gen, a: 'r' }, d.clock.wallNow())
+    const offset = req.query.offset === undefined ? undefined : parseBlockNumber(req.query.offset, 'offset')
+    const length = req.query.length === undefined ? undefined : parseBlockNumber(req.query.length, 'length')
+    if (!d.limiter.tryAcquire()) throw HissError.EAGAIN('dataserver busy: too many block streams')
+    try {
+      await sendVerified(res, d.store.openRead(id, gen, offset, length), d.log)
+    } finally {
+      d.limiter.release()
+    }
+  })
+
+  return r
+}
+
+/** HEADER_BLOCK_LENGTH and Content-Length, when present, must agree. */
+function announcedLength (req: Request): number | undefined {
+  const h = req.get(HEADER_BLOCK_LENGTH)
+  const cl = req.get('content-length')
+  const a = h === undefined ? undefined : parseBlockNumber(h, 'block length')
+  const b = cl === undefined ? undefined : parseBlockNumber(cl, 'content length')
+  if (a !== undefined && b !== undefined && a !== b) throw HissError.BAD_REQUEST(`${HEADER_BLOCK_LENGTH} ${a} differs from Content-Length ${b}`)
+  return a ?? b
+}
+
+/**
+ * Stream a verified range. The first batch is verified before the status line goes
+ * out, so a replica that is bad from the start gets a proper error reply; a mismatch
+ * later cuts the connection after the verified bytes (fewer than Content-Length).
+ */
+async function sendVerified (res: Response, h: ReadHandle, log: Logger): Promise<void> {
+  const it = h.chunks
+  try {
+    let next = await it.next()
+    res.status(200).set({
+      'content-type': 'application/octet-stream',
+      'content-length': String(h.length),
+      [HEADER_BLOCK_LENGTH]: String(h.replicaLength),
+      'cache-control': 'no-store',
+    })
+    res.flushHeaders()
+    while (next.done !== true) {
+      if (!res.write(next.value)) await drainOrClose(res)
+      if (res.destroyed || res.writableEnded) return
+      try {
+        next = await it.next()
+      } catch (err) {
+        log.warn('read stopped', { err: err as Error })
+        res.destroy()
+        return
+      }
+    }
+    res.end()
+  } finally {
+    await it.return(undefined)
+  }
+}
+
+function drainOrClose (res: Response): Promise<void> {
+  return new Promise(resolve => {
+    const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}

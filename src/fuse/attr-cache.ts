@@ -1,0 +1,100 @@
+// Short-lived attribute cache (path -> FileStat) so `ls -l`, path lookups and the
+// kernel's getattr storms do not each cost a NameServer round trip. Entries expire after
+// `fuse.attr.timeout.ms`; this mount's own mutations invalidate or replace them at once.
+// A generation counter keeps a slow lookup that raced with a mutation from re-inserting
+// what the mutation just invalidated.
+import type { Clock } from '../common/clock.js'
+import type { FileStat } from '../common/protocol.js'
+
+export const DEFAULT_MAX_ATTR_ENTRIES = 100_000
+
+interface Entry { stat: FileStat, at: number }
+
+export class AttrCache {
+  private readonly entries = new Map<string, Entry>()
+  /** ino -> paths cached for it, so a commit on an inode refreshes every name of it. */
+  private readonly byIno = new Map<number, Set<string>>()
+  private gen = 0
+
+  constructor (
+    private readonly clock: Clock,
+    private readonly ttlMs: number,
+    private readonly maxEntries = DEFAULT_MAX_ATTR_ENTRIES,
+  ) {}
+
+  /** Bumped by every invalidation; pass it back to set() after an async lookup. */
+  get generation (): number { return this.gen }
+
+  get size (): number { return this.entries.size }
+
+  get (path: string): FileStat | undefined {
+    const e = this.entries.get(path)
+    if (e === undefined) return undefined
+    if (this.clock.now() - e.at >= this.ttlMs) {
+      this.remove(path)
+      return undefined
+    }
+    return e.stat
+  }
+
+  /** Cache `stat` for `path` unless something was invalidated since `generation`. */
+  set (path: string, stat: FileStat, generation = this.gen): void {
+    if (generation !== this.gen || this.ttlMs === 0) return
+    this.remove(path)
+    this.entries.set(path, { stat, at: this.clock.now() })
+    let paths = this.byIno.get(stat.ino)
+    if (paths === undefined) { paths = new Set(); this.byIno.set(stat.ino, paths) }
+    paths.add(path)
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next()
+      if (oldest.done === true) break
+      this.remove(oldest.value)
+    }
+  }
+
+  delete (path: string): void {
+    this.gen++
+    this.remove(path)
+  }
+
+  /** Drop `path` and everything below it (rename or removal of a directory). */
+  deleteTree (path: string): void {
+    this.gen++
+    this.remove(path)
+    const prefix = path === '/' ? '/' : path + '/'
+    for (const p of [...this.entries.keys()]) if (p.startsWith(prefix)) this.remove(p)
+  }
+
+  /** Replace the cached stat of every path naming `stat.ino` (after a commit/setattr). */
+  updateIno (stat: FileStat): void {
+    this.gen++
+    const paths = this.byIno.get(stat.ino)
+    if (paths === undefined) return
+    const now = this.clock.now()
+    for (const p of paths) this.entries.set(p, { stat, at: now })
+  }
+
+  deleteIno (ino: number): void {
+    this.gen++
+    const paths = this.byIno.get(ino)
+    if (paths === undefined) return
+    for (const p of [...paths]) this.remove(p)
+  }
+
+  clear (): void {
+    this.gen++
+    this.entries.clear()
+    this.byIno.clear()
+  }
+
+  private remove (path: string): void {
+    const e = this.entries.get(path)
+    if (e === undefined) return
+    this.entries.delete(path)
+    const paths = this.byIno.get(e.stat.ino)
+    if (paths !== undefined) {
+      paths.delete(path)
+      if (paths.size === 0) this.byIno.delete(e.stat.ino)
+    }
+  }
+}

@@ -1,0 +1,159 @@
+// The replication monitor: one pass over the referenced blocks, run every
+// replication.interval.ms outside safe mode. Under-replicated blocks (fewest live
+// replicas first) get a replicate command to one live holder, bounded per source by
+// replication.max.streams; replications not confirmed within the pending timeout are
+// forgotten and retried. Over-replicated blocks lose their excess, and corrupt replicas
+// are deleted once the block has enough good ones again.
+import type { BlockRef, DataServerRef } from '../common/protocol.js'
+import type { Logger } from '../common/log.js'
+import type { BlockMap } from './block-map.js'
+import type { DataServerInfo, Registry } from './registry.js'
+import { chooseTargets, type Random } from './placement.js'
+
+interface PendingReplication {
+  source: string
+  targets: Set<string>
+  deadline: number
+}
+
+export interface ReplicationMonitorOptions {
+  blocks: BlockMap
+  registry: Registry
+  /** Write token for a replication target. */
+  signWrite: (b: BlockRef) => string
+  maxStreams: number
+  pendingTimeoutMs: number
+  log: Logger
+  random?: Random
+}
+
+export interface MonitorResult { replicationsQueued: number, replicasTrimmed: number, corruptDeleted: number }
+
+export class ReplicationMonitor {
+  private readonly pending = new Map<number, PendingReplication[]>()
+
+  constructor (private readonly o: ReplicationMonitorOptions) {}
+
+  /** Replication targets still expected to report this block. */
+  pendingTargets (blockId: number): Set<string> {
+    const out = new Set<string>()
+    for (const p of this.pending.get(blockId) ?? []) for (const t of p.targets) out.add(t)
+    return out
+  }
+
+  streamsOf (dsId: string): number {
+    let n = 0
+    for (const list of this.pending.values()) for (const p of list) if (p.source === dsId) n++
+    return n
+  }
+
+  pendingCount (): number {
+    let n = 0
+    for (const list of this.pending.values()) n += list.length
+    return n
+  }
+
+  /** A target reported the block: that part of the replication is done. */
+  received (dsId: string, blockId: number): void {
+    const list = this.pending.get(blockId)
+    if (list === undefined) return
+    for (const p of list) p.targets.delete(dsId)
+    this.setPending(blockId, list.filter(p => p.targets.size > 0))
+  }
+
+  /** A DataServer died or left: replications from or to it will not complete. */
+  dataServerGone (dsId: string): void {
+    for (const [id, list] of [...this.pending]) {
+      for (const p of list) p.targets.delete(dsId)
+      this.setPending(id, list.filter(p => p.source !== dsId && p.targets.size > 0))
+    }
+  }
+
+  forget (blockId: number): void { this.pending.delete(blockId) }
+
+  private setPending (blockId: number, list: PendingReplication[]): void {
+    if (list.length === 0) this.pending.delete(blockId)
+    else this.pending.set(blockId, list)
+  }
+
+  run (now: number): MonitorResult {
+    const { blocks, registry } = this.o
+    const result: MonitorResult = { replicationsQueued: 0, replicasTrimmed: 0, corruptDeleted: 0 }
+    for (const [id, list] of [...this.pending]) this.setPending(id, list.filter(p => p.deadline > now))
+
+    const isLive = (ds: string): boolean => registry.isLive(ds)
+    const needs: Array<{ id: number, live: string[] }> = []
+    for (const [id, exp] of blocks.expected) {
+      const live = blocks.holders(id, isLive, 'live')
+      if (live.length === 0) continue
+      const pending = this.pendingTargets(id).size
+      if (live.length + pending < exp.replication) {
+        needs.push({ id, live })
+      } else if (live.length > exp.replication && pending === 0) {
+        result.replicasTrimmed += this.trim(id, live, live.length - exp.replication)
+      }
+      if (live.length >= exp.replication) {
+        for (const ds of blocks.holders(id, isLive, 'corrupt')) {
+          blocks.deleteReplica(ds, id)
+          result.corruptDeleted++
+        }
+      }
+    }
+
+    needs.sort((a, b) => a.live.length - b.live.length)
+    for (const n of needs) {
+      if (this.replicate(n.id, n.live, now)) result.replicationsQueued++
+    }
+    return result
+  }
+
+  private replicate (id: number, live: string[], now: number): boolean {
+    const { blocks, registry } = this.o
+    const exp = blocks.expected.get(id)
+    if (exp === undefined) return false
+    const sources = live
+      .map(ds => registry.get(ds))
+      .filter((d): d is DataServerInfo => d !== undefined && this.streamsOf(d.id) < this.o.maxStreams)
+      .sort((a, b) => (this.streamsOf(a.id) - this.streamsOf(b.id)) || (a.activeStreams - b.activeStreams))
+    const source = sources[0]
+    if (source === undefined) return false
+    const pendingTargets = this.pendingTargets(id)
+    const exclude = new Set<string>([...blocks.replicasOf(id).keys(), ...pendingTargets])
+    const usedHosts = new Set(live.map(ds => registry.get(ds)?.host).filter((h): h is string => h !== undefined))
+    let targets: DataServerInfo[]
+    try {
+      targets = chooseTargets(registry.all(), { count: exp.replication - live.length - pendingTargets.size, bytes: exp.length, exclude, usedHosts }, this.o.random)
+    } catch {
+      return false // nowhere to put it now; the next pass tries again
+    }
+    if (targets.length === 0) return false
+    for (const t of targets) t.scheduledBytes += exp.length
+    const block: BlockRef = { id, gen: exp.gen, length: exp.length }
+    const refs: DataServerRef[] = targets.map(t => ({ id: t.id, address: t.address }))
+    source.queue.push({ type: 'replicate', block, targets: refs, token: this.o.signWrite(block) })
+    const list = this.pending.get(id) ?? []
+    list.push({ source: source.id, targets: new Set(targets.map(t => t.id)), deadline: now + this.o.pendingTimeoutMs })
+    this.pending.set(id, list)
+    this.o.log.debug('replication queued', { block: id, source: source.id, targets: refs.map(r => r.id) })
+    return true
+  }
+
+  /** Delete `excess` replicas: first where a host holds two, then from the fullest DataServer. */
+  private trim (id: number, live: string[], excess: number): number {
+    const { blocks, registry } = this.o
+    const infos = live.map(ds => registry.get(ds)).filter((d): d is DataServerInfo => d !== undefined)
+    let trimmed = 0
+    while (trimmed < excess && infos.length > 1) {
+      const perHost = new Map<string, number>()
+      for (const d of infos) perHost.set(d.host, (perHost.get(d.host) ?? 0) + 1)
+      infos.sort((a, b) => {
+        const dup = (perHost.get(b.host)! > 1 ? 1 : 0) - (perHost.get(a.host)! > 1 ? 1 : 0)
+        return dup !== 0 ? dup : a.remaining - b.remaining
+      })
+      const victim = infos.shift()!
+      blocks.deleteReplica(victim.id, id)
+      trimmed++
+    }
+    return trimmed
+  }
+}

@@ -1,0 +1,188 @@
+// The block HTTP API of one DataServer, with no NameServer reachable (the DataServer
+// must serve blocks before registration succeeds).
+import t from 'tap'
+import net from 'node:net'
+import { open, readdir, readFile } from 'node:fs/promises'
+import { HissError } from '../../../src/common/errors.js'
+import { parseConfig } from '../../../src/common/config.js'
+import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
+import { DataServer } from '../../../src/dataserver/dataserver.js'
+import { bytes, deadAddress, dsConfig, errorCode, getBlock, putBlock, request, token, waitFor } from './helpers.js'
+
+async function startDs (t: Tap.Test, root = t.testdir()): Promise<{ ds: DataServer, addr: string, layout: StorageLayout }> {
+  const ds = new DataServer(dsConfig(root, await deadAddress()))
+  t.teardown(() => ds.close())
+  const addr = await ds.start()
+  return { ds, addr, layout: new StorageLayout(root) }
+}
+
+async function flipByte (path: string, pos: number): Promise<void> {
+  const fh = await open(path, 'r+')
+  const b = Buffer.alloc(1)
+  await fh.read(b, 0, 1, pos)
+  b[0] = b[0]! ^ 0xff
+  await fh.write(b, 0, 1, pos)
+  await fh.close()
+}
+
+t.test('config: the storage directory is required', async t => {
+  const cfg = parseConfig({ 'nameserver.address': '127.0.0.1:1', 'cluster.secret': 'x'.repeat(16) })
+  t.throws(() => new DataServer(cfg), { code: 'CONFIG', message: /dataserver\.root\.dir/ })
+  const noSecret = parseConfig({ 'nameserver.address': '127.0.0.1:1', 'dataserver.root.dir': t.testdir() })
+  t.throws(() => new DataServer(noSecret), { code: 'CONFIG', message: /cluster\.secret/ })
+})
+
+t.test('ping, write, read ranges, id kept across restarts', async t => {
+  const root = t.testdir()
+  const first = await startDs(t, root)
+  const ping = await request(first.addr, { method: 'GET', path: '/v1/ping' })
+  t.same(JSON.parse(ping.body.toString()), { ok: true, id: first.ds.id })
+  const data = bytes(3000, 7)
+  const put = await putBlock(first.addr, 12, 1, data, { 'x-hiss-block-length': '3000' })
+  t.equal(put.status, 200)
+  t.same(JSON.parse(put.body.toString()), { id: 12, gen: 1, length: 3000, stored: [first.ds.id], failed: [] })
+  const again = await putBlock(first.addr, 12, 1, bytes(3000, 8))
+  t.equal(again.status, 409)
+  t.equal(errorCode(again), 'EEXIST')
+
+  const whole = await getBlock(first.addr, 12, 1)
+  t.equal(whole.status, 200)
+  t.equal(whole.headers['content-length'], '3000')
+  t.equal(whole.headers['x-hiss-block-length'], '3000')
+  t.ok(whole.body.equals(data))
+  const part = await getBlock(first.addr, 12, 1, '&offset=1000&length=700')
+  t.ok(part.body.equals(data.subarray(1000, 1700)))
+  const tail = await getBlock(first.addr, 12, 1, '&offset=2990')
+  t.ok(tail.body.equals(data.subarray(2990)))
+  const past = await getBlock(first.addr, 12, 1, '&offset=2000&length=1001')
+  t.equal(past.status, 416)
+  t.equal(errorCode(past), 'ERANGE')
+  t.equal((await getBlock(first.addr, 13, 1)).status, 404)
+  t.equal(errorCode(await getBlock(first.addr, 12, 2)), 'STALE_REPLICA')
+
+  const id = first.ds.id
+  await first.ds.close()
+  await first.ds.close() // idempotent
+  const second = await startDs(t, root)
+  t.equal(second.ds.id, id, 'same id after restart')
+  t.equal((await readFile(`${root}/id`, 'utf8')).trim(), id)
+  t.ok((await getBlock(second.addr, 12, 1)).body.equals(data), 'block still there after restart')
+})
+
+t.test('tokens: every bad token is 403 and changes nothing', async t => {
+  const { addr, layout } = await startDs(t)
+  const original = bytes(1000, 1)
+  t.equal((await putBlock(addr, 5, 2, original)).status, 200)
+  const other = bytes(1000, 2)
+  const past = Date.now() - 1000
+  const cases: Array<[string, Record<string, string>]> = [
+    ['no token', {}],
+    ['forged (other secret)', { 'x-hiss-token': token(5, 2, 'w', { secret: 'another-secret-0123456789' }) }],
+    ['garbage', { 'x-hiss-token': 'not.a-token' }],
+    ['expired', { 'x-hiss-token': token(5, 2, 'w', { expires: past }) }],
+    ['read token used to write', { 'x-hiss-token': token(5, 2, 'r') }],
+    ['token for another block', { 'x-hiss-token': token(6, 2, 'w') }],
+    ['token for another generation', { 'x-hiss-token': token(5, 3, 'w') }],
+  ]
+  for (const [what, headers] of cases) {
+    const r = await request(addr, { method: 'PUT', path: '/v1/blocks/5?gen=3', headers: { 'x-hiss-token': '', ...headers }, body: other })
+    t.equal(r.status, 403, `PUT: ${what}`)
+    t.equal(errorCode(r), 'BAD_TOKEN', `PUT: ${what}`)
+  }
+  // A refused write of a new block creates no file at all.
+  const fresh = await request(addr, { method: 'PUT', path: '/v1/blocks/99?gen=1', headers: { 'x-hiss-token': token(99, 1, 'r') }, body: other })
+  t.equal(fresh.status, 403)
+  t.same(await readdir(layout.tmpDir), [])
+  t.same(await readdir(layout.subdir(99)), [])
+
+  for (const [what, tok] of [
+    ['no token', undefined],
+    ['forged', token(5, 2, 'r', { secret: 'another-secret-0123456789' })],
+    ['expired', token(5, 2, 'r', { expires: past })],
+    ['another block', token(4, 2, 'r')],
+    ['another generation', token(5, 1, 'r')],
+  ] as const) {
+    const r = await request(addr, { method: 'GET', path: '/v1/blocks/5?gen=2', headers: tok === undefined ? {} : { 'x-hiss-token': tok } })
+    t.equal(r.status, 403, `GET: ${what}`)
+    t.equal(r.body.includes(original.subarray(0, 16)), false, `GET ${what}: no block bytes`)
+  }
+  const w = await request(addr, { method: 'GET', path: '/v1/blocks/5?gen=2', headers: { 'x-hiss-token': token(5, 2, 'w') } })
+  t.ok(w.body.equals(original), 'a write token also reads; the block is unchanged')
+})
+
+t.test('bad block ids, generations and ranges are 400 and read nothing', async t => {
+  const { addr } = await startDs(t)
+  await putBlock(addr, 1000, 1, bytes(100))
+  for (const id of ['..%2F..%2Fetc%2Fpasswd', '-1', '1e3', '0x10', '1.5', '%00', '12345678901234567', '+5', '%20100']) {
+    const r = await request(addr, { method: 'GET', path: `/v1/blocks/${id}?gen=1`, headers: { 'x-hiss-token': token(1000, 1, 'r') } })
+    t.equal(r.status, 400, `GET id ${id}`)
+    t.equal(errorCode(r), 'EINVAL')
+    const w = await request(addr, { method: 'PUT', path: `/v1/blocks/${id}?gen=1`, headers: { 'x-hiss-token': token(1000, 1, 'w') }, body: bytes(10) })
+    t.equal(w.status, 400, `PUT id ${id}`)
+  }
+  const raw = await request(addr, { method: 'GET', path: '/v1/blocks/../../etc/passwd?gen=1', headers: { 'x-hiss-token': token(1000, 1, 'r') } })
+  t.not(raw.status, 200)
+  t.notMatch(raw.body.toString(), /root:/)
+  for (const q of ['gen=abc', 'gen=-1', 'gen=1&gen=2', '']) {
+    const r = await request(addr, { method: 'GET', path: `/v1/blocks/1000?${q}`, headers: { 'x-hiss-token': token(1000, 1, 'r') } })
+    t.equal(r.status, 400, `query ${q}`)
+  }
+  for (const q of ['&offset=-1', '&length=abc', '&offset=1e2']) {
+    t.equal((await getBlock(addr, 1000, 1, q)).status, 400, `range ${q}`)
+  }
+  const mismatch = await putBlock(addr, 1001, 1, bytes(100), { 'x-hiss-block-length': '99' })
+  t.equal(mismatch.status, 400, 'announced length differs from Content-Length')
+  const pipe = await putBlock(addr, 1002, 1, bytes(100), { 'x-hiss-pipeline': '127.0.0.1:1,127.0.0.1:2', 'x-hiss-pipeline-ids': 'a' })
+  t.equal(pipe.status, 400, 'pipeline lists of different lengths')
+  t.equal((await getBlock(addr, 1001, 1)).status, 404, 'nothing stored by refused writes')
+  t.equal((await getBlock(addr, 1002, 1)).status, 404)
+})
+
+t.test('a body that ends early stores nothing and leaves no temp file', async t => {
+  const { addr, layout } = await startDs(t)
+  const [host, port] = addr.split(':')
+  const sock = net.connect(Number(port), host)
+  await new Promise<void>(resolve => sock.once('connect', () => resolve()))
+  sock.write(`PUT /v1/blocks/77?gen=1 HTTP/1.1\r\nHost: x\r\nx-hiss-token: ${token(77, 1, 'w')}\r\nContent-Length: 10000\r\n\r\n`)
+  sock.write(bytes(3000))
+  await waitFor(async () => (await readdir(layout.tmpDir)).length > 0, 5000, 'the temp file to appear')
+  sock.destroy()
+  await waitFor(async () => (await readdir(layout.tmpDir)).length === 0, 5000, 'the temp file to be removed')
+  t.same(await readdir(layout.subdir(77)), [])
+  t.equal((await getBlock(addr, 77, 1)).status, 404)
+  t.equal((await putBlock(addr, 77, 1, bytes(10))).status, 200, 'the block can be written afterwards')
+})
+
+t.test('corruption on disk: the read is cut short, then refused; scanNow finds the rest', async t => {
+  const { ds, addr, layout } = await startDs(t)
+  const data = bytes(4096, 3)
+  for (const id of [40, 41, 42]) t.equal((await putBlock(addr, id, 1, data)).status, 200)
+  await flipByte(layout.dataPath(40, 1), 3 * 512 + 10)
+  const cut = await getBlock(addr, 40, 1)
+  t.equal(cut.status, 200, 'the first chunks verified, so the response started')
+  t.equal(cut.complete, false, 'the response is cut short')
+  t.equal(cut.body.length, 3 * 512, 'only the verified chunks were sent')
+  t.ok(cut.body.equals(data.subarray(0, 3 * 512)))
+  const refused = await getBlock(addr, 40, 1)
+  t.equal(refused.status, 500)
+  t.equal(errorCode(refused), 'CHECKSUM_MISMATCH')
+
+  await flipByte(layout.dataPath(41, 1), 0)
+  const first = await getBlock(addr, 41, 1, '&offset=0&length=10')
+  t.equal(errorCode(first), 'CHECKSUM_MISMATCH', 'bad from the first chunk: an error reply, no bytes')
+
+  await t.resolveMatch(ds.scanNow(), { scanned: 1, corrupt: 0 }, 'only block 42 is still served')
+  t.ok((await getBlock(addr, 42, 1)).body.equals(data))
+  await flipByte(layout.dataPath(42, 1), 4095)
+  await t.resolveMatch(ds.scanNow(), { scanned: 1, corrupt: 1 })
+  t.equal(errorCode(await getBlock(addr, 42, 1)), 'CHECKSUM_MISMATCH')
+  await t.resolveMatch(ds.scanNow(), { scanned: 0, corrupt: 0 })
+})
+
+t.test('HissError codes keep their HTTP status', async t => {
+  // Guards the mapping the client relies on for the DataServer's refusals.
+  t.equal(new HissError('BAD_TOKEN').http, 403)
+  t.equal(new HissError('ERANGE').http, 416)
+  t.equal(new HissError('ENOSPC').http, 507)
+  t.equal(new HissError('EAGAIN').http, 503)
+})

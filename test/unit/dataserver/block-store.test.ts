@@ -1,0 +1,185 @@
+import t from 'tap'
+import { open, readdir, stat, writeFile } from 'node:fs/promises'
+import { silentLogger } from '../../../src/common/log.js'
+import { BlockStore } from '../../../src/dataserver/block-store.js'
+import { bytes } from './helpers.js'
+
+async function * pieces (data: Buffer, size = 700): AsyncGenerator<Buffer> {
+  for (let off = 0; off < data.length; off += size) yield data.subarray(off, off + size)
+}
+
+async function * failingAfter (data: Buffer, n: number): AsyncGenerator<Buffer> {
+  yield data.subarray(0, n)
+  throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' })
+}
+
+async function readAll (s: BlockStore, id: number, gen: number, offset?: number, length?: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const p of s.openRead(id, gen, offset, length).chunks) parts.push(Buffer.from(p))
+  return Buffer.concat(parts)
+}
+
+async function newStore (root: string, events = {}): Promise<BlockStore> {
+  const s = new BlockStore(root, { chunkBytes: 512, log: silentLogger, events })
+  await s.open()
+  return s
+}
+
+async function flipByte (path: string, pos: number): Promise<void> {
+  const fh = await open(path, 'r+')
+  const b = Buffer.alloc(1)
+  await fh.read(b, 0, 1, pos)
+  b[0] = b[0]! ^ 0xff
+  await fh.write(b, 0, 1, pos)
+  await fh.close()
+}
+
+t.test('write then read whole and partial ranges', async t => {
+  const s = await newStore(t.testdir())
+  const data = bytes(5000, 2)
+  const r = await s.write(42, 3, pieces(data), { expectedLength: 5000 })
+  t.same(r, { length: 5000 })
+  t.ok((await readAll(s, 42, 3)).equals(data))
+  for (const [off, len] of [[0, 1], [511, 2], [512, 512], [1000, 3000], [4999, 1], [5000, 0], [0, 5000], [4600, 400]] as const) {
+    t.ok((await readAll(s, 42, 3, off, len)).equals(data.subarray(off, off + len)), `range ${off}+${len}`)
+  }
+  t.throws(() => s.openRead(42, 3, 5001), { code: 'ERANGE' })
+  t.throws(() => s.openRead(42, 3, 4000, 1001), { code: 'ERANGE' })
+  t.throws(() => s.openRead(43, 3), { code: 'ENOENT' })
+  t.throws(() => s.openRead(42, 4), { code: 'STALE_REPLICA' }, 'our replica is older than asked')
+  t.throws(() => s.openRead(42, 2), { code: 'ENOENT' }, 'an older generation is not served')
+  const st = await stat(s.layout.dataPath(42, 3))
+  t.equal(st.size, 5000, 'the data file holds exactly the block bytes')
+  t.same(s.report(), [[42, 3, 5000]])
+  const usage = await s.storage()
+  t.equal(usage.used, 5000)
+  t.ok(usage.capacity > 0 && usage.remaining > 0)
+})
+
+t.test('empty block', async t => {
+  const s = await newStore(t.testdir())
+  t.same(await s.write(1, 1, pieces(Buffer.alloc(0))), { length: 0 })
+  t.equal((await readAll(s, 1, 1)).length, 0)
+})
+
+t.test('same id and gen twice is EEXIST; an older gen is STALE; a newer one replaces', async t => {
+  const s = await newStore(t.testdir())
+  await s.write(5, 2, pieces(bytes(100, 1)))
+  await t.rejects(s.write(5, 2, pieces(bytes(100, 9))), { code: 'EEXIST' })
+  await t.rejects(s.write(5, 1, pieces(bytes(100, 9))), { code: 'STALE_REPLICA' })
+  t.ok((await readAll(s, 5, 2)).equals(bytes(100, 1)), 'original unchanged')
+  const r = await s.write(5, 3, pieces(bytes(300, 4)))
+  t.same(r, { length: 300, replacedGen: 2 })
+  t.same(s.report(), [[5, 3, 300]])
+  await t.rejects(stat(s.layout.dataPath(5, 2)), { code: 'ENOENT' }, 'old generation removed from disk')
+})
+
+t.test('failed writes leave nothing behind', async t => {
+  const s = await newStore(t.testdir())
+  await t.rejects(s.write(7, 1, failingAfter(bytes(3000), 1000)), { code: 'EIO' })
+  await t.rejects(s.write(7, 1, pieces(bytes(3000)), { expectedLength: 2000 }), { code: 'BAD_REQUEST' })
+  await t.rejects(s.write(7, 1, pieces(bytes(3000)), { expectedLength: 4000 }), { code: 'BAD_REQUEST' })
+  t.same(await readdir(s.layout.tmpDir), [], 'no temp files')
+  t.same(await readdir(s.layout.subdir(7)), [], 'nothing in current/')
+  t.same(s.report(), [])
+  t.throws(() => s.openRead(7, 1), { code: 'ENOENT' })
+  // And the id is free again.
+  t.same(await s.write(7, 1, pieces(bytes(10))), { length: 10 })
+})
+
+t.test('concurrent writes of one block id: the second is refused while the first runs', async t => {
+  const s = await newStore(t.testdir())
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  async function * slow (): AsyncGenerator<Buffer> { yield bytes(10); await gate; yield bytes(10, 2) }
+  const first = s.write(9, 1, slow())
+  await new Promise(resolve => setImmediate(resolve))
+  await t.rejects(s.write(9, 1, pieces(bytes(5))), { code: 'EBUSY' })
+  release()
+  t.same(await first, { length: 20 })
+})
+
+t.test('restart rebuilds the index and cleans up crash leftovers', async t => {
+  const root = t.testdir()
+  let s = await newStore(root)
+  await s.write(1, 1, pieces(bytes(1000, 1)))
+  await s.write(258, 4, pieces(bytes(2000, 2)))
+  await s.write(3, 1, pieces(bytes(10, 3)))
+  // Crash leftovers: a temp file, a lone meta (crash between the renames), an old gen.
+  await writeFile(s.layout.tmpPaths(9, 9, 'abc').data, 'partial')
+  await writeFile(s.layout.metaPath(77, 1), 'x')
+  await writeFile(s.layout.dataPath(3, 0), 'old')
+  await writeFile(s.layout.metaPath(3, 0), 'old')
+  s = await newStore(root)
+  t.same(s.report().sort((a, b) => a[0] - b[0]), [[1, 1, 1000], [3, 1, 10], [258, 4, 2000]])
+  t.ok((await readAll(s, 258, 4)).equals(bytes(2000, 2)))
+  t.same(await readdir(s.layout.tmpDir), [])
+  await t.rejects(stat(s.layout.metaPath(77, 1)), { code: 'ENOENT' })
+  await t.rejects(stat(s.layout.dataPath(3, 0)), { code: 'ENOENT' })
+})
+
+t.test('a replica whose files disagree is quarantined at start', async t => {
+  const root = t.testdir()
+  let s = await newStore(root)
+  await s.write(11, 1, pieces(bytes(1000)))
+  await writeFile(s.layout.dataPath(11, 1), bytes(999)) // truncated behind our back
+  s = await newStore(root)
+  t.same(s.report(), [])
+  t.throws(() => s.openRead(11, 1), { code: 'CHECKSUM_MISMATCH' })
+  t.ok((await stat(s.layout.corruptDataPath(11, 1))).isFile())
+  t.ok(await s.delete(11, 1), 'the NameServer can delete it')
+  await t.rejects(stat(s.layout.corruptDataPath(11, 1)), { code: 'ENOENT' })
+})
+
+t.test('a flipped byte: verified prefix, then refusal, quarantine and a report', async t => {
+  const root = t.testdir()
+  const corrupt: Array<[number, number]> = []
+  const s = await newStore(root, { onCorrupt: (id: number, gen: number) => corrupt.push([id, gen]) })
+  const data = bytes(4000, 5)
+  await s.write(20, 1, pieces(data))
+  await flipByte(s.layout.dataPath(20, 1), 2100) // chunk 4 = bytes 2048..2559
+  const got: Buffer[] = []
+  await t.rejects((async () => { for await (const p of s.openRead(20, 1).chunks) got.push(Buffer.from(p)) })(), { code: 'CHECKSUM_MISMATCH' })
+  const prefix = Buffer.concat(got)
+  t.equal(prefix.length, 2048, 'only the chunks before the bad one')
+  t.ok(prefix.equals(data.subarray(0, 2048)))
+  t.same(corrupt, [[20, 1]])
+  t.throws(() => s.openRead(20, 1), { code: 'CHECKSUM_MISMATCH' }, 'never served again')
+  t.same(s.report(), [], 'not in block reports')
+  const again = await newStore(root)
+  t.throws(() => again.openRead(20, 1), { code: 'CHECKSUM_MISMATCH' }, 'still refused after a restart')
+})
+
+t.test('a range that avoids the bad chunk still reads; verify() finds it', async t => {
+  const s = await newStore(t.testdir())
+  const data = bytes(4000, 6)
+  await s.write(21, 1, pieces(data))
+  await s.write(22, 1, pieces(data))
+  await flipByte(s.layout.metaPath(21, 1), 24 + 4 * 7 + 1) // CRC of the last chunk
+  t.ok((await readAll(s, 21, 1, 0, 1000)).equals(data.subarray(0, 1000)))
+  t.equal(await s.verify(22, 1), 'ok')
+  t.equal(await s.verify(21, 1), 'corrupt')
+  t.equal(await s.verify(21, 1), 'gone')
+  t.same(s.report(), [[22, 1, 4000]])
+})
+
+t.test('delete removes a replica and says whether it existed', async t => {
+  const s = await newStore(t.testdir())
+  await s.write(30, 2, pieces(bytes(100)))
+  t.notOk(await s.delete(30, 1), 'another generation is left alone')
+  t.ok(await s.delete(30, 2))
+  t.notOk(await s.delete(30, 2))
+  t.same(s.report(), [])
+  t.same(await readdir(s.layout.subdir(30)), [])
+})
+
+t.test('files vanishing from under the index are reported lost', async t => {
+  const lost: Array<[number, number]> = []
+  const s = await newStore(t.testdir(), { onLost: (id: number, gen: number) => lost.push([id, gen]) })
+  await s.write(31, 1, pieces(bytes(100)))
+  const { unlink } = await import('node:fs/promises')
+  await unlink(s.layout.dataPath(31, 1))
+  await t.rejects(readAll(s, 31, 1), { code: 'ENOENT' })
+  t.same(lost, [[31, 1]])
+  t.same(s.report(), [])
+})
