@@ -53,3 +53,8 @@ test-integration: build
 
 test-fuse: build
 	@bash test/run-tests.sh dist/test/fuse
+
+# Benchmark against the local disk, bindfs and MooseFS, side by side (root; installs
+# bindfs, MooseFS and fio from Debian when missing). QUICK=1: reduced, a few minutes.
+bench: deps
+	@bash bench/bench.sh $(if $(filter-out 0,$(QUICK)),--quick)

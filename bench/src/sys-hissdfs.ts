@@ -53,11 +53,14 @@ export class HissCluster {
   private spawn (role: string, args: string[]): Daemon {
     const d = new Daemon(role, process.execPath, args, join(this.logs, `${this.name}-${role}.log`))
     this.daemonList.push(d)
-    this.teardown.add(`${this.name} ${role}`, async () => { await d.stop(15000) }, () => { d.stopSync() })
     return d
   }
 
   async start (): Promise<void> {
+    this.teardown.add(this.name, async () => { await this.stop() }, () => {
+      lazyUnmountSync(this.mnt)
+      for (const d of this.daemonList) d.stopSync()
+    })
     const paths = hissPaths(this.repo)
     const dir = join(this.base, this.name)
     await mkdir(dir, { recursive: true })
@@ -94,7 +97,6 @@ export class HissCluster {
 
     await mkdir(this.mnt, { recursive: true })
     const mount = this.spawn('mount', [paths.mount, '--config', this.clientConfig, this.mnt])
-    this.teardown.add(`${this.name} unmount`, async () => { await unmount(this.mnt) }, () => { lazyUnmountSync(this.mnt) })
     await mount.waitForLine(/mounted at/i, 60000)
     if (!(await isMounted(this.mnt))) throw new Error(`hissdfs-mount said it mounted, but ${this.mnt} is not in /proc/mounts`)
 
@@ -138,11 +140,14 @@ export class HissCluster {
     return dead === undefined ? undefined : `${dead.role} exited: ${dead.lastOutput()}`
   }
 
-  /** Unmount and stop every daemon of this cluster now (e.g. when it failed to start). */
+  /** Unmount, then stop the mount process, the DataServers (together) and the NameServer. Idempotent. */
   async stop (): Promise<void> {
     this.http?.close()
     await unmount(this.mnt)
-    for (const d of [...this.daemonList].reverse()) await d.stop(15000)
+    const byRole = (re: RegExp): Daemon[] => this.daemonList.filter((d) => re.test(d.role))
+    for (const group of [byRole(/^mount$/), byRole(/^dataserver/), byRole(/^nameserver$/)]) {
+      await Promise.all(group.map(async (d) => { await d.stop(15000) }))
+    }
   }
 
   view (): BenchSystem {

@@ -46,11 +46,14 @@ export class MoosefsCluster {
   private spawn (role: string, cmd: string, args: string[]): Daemon {
     const d = new Daemon(role, cmd, args, join(this.logs, `${role}.log`))
     this.daemonList.push(d)
-    this.teardown.add(role, async () => { await d.stop(30000) }, () => { d.stopSync() })
     return d
   }
 
   async start (): Promise<void> {
+    this.teardown.add('moosefs', async () => { await this.stop() }, () => {
+      lazyUnmountSync(this.mnt)
+      for (const d of this.daemonList) d.stopSync()
+    })
     const [mlPort, csPort, clPort, ...csservPorts] = await freePorts(6)
     if (mlPort === undefined || csPort === undefined || clPort === undefined) throw new Error('no free ports')
     const masterDir = join(this.base, 'moosefs', 'master')
@@ -104,7 +107,6 @@ export class MoosefsCluster {
 
     await mkdir(this.mnt, { recursive: true })
     const mount = this.spawn('mfsmount', 'mfsmount', [this.mnt, '-f', '-H', '127.0.0.1', '-P', String(clPort), '-o', 'mfsnice=0'])
-    this.teardown.add('mfsmount-unmount', async () => { await unmount(this.mnt) }, () => { lazyUnmountSync(this.mnt) })
     await pollUntil('mfsmount mounted', 30000, async () => {
       if (!mount.running) throw new Error(`mfsmount exited: ${mount.lastOutput()}`)
       return (await isMounted(this.mnt)) ? true : undefined
@@ -136,10 +138,13 @@ export class MoosefsCluster {
     return undefined
   }
 
-  /** Unmount and stop every daemon now (e.g. when the cluster failed to start). */
+  /** Unmount, then stop mfsmount, the chunkservers (together) and the master. Idempotent. */
   async stop (): Promise<void> {
     await unmount(this.mnt)
-    for (const d of [...this.daemonList].reverse()) await d.stop(30000)
+    const byRole = (re: RegExp): Daemon[] => this.daemonList.filter((d) => re.test(d.role))
+    for (const group of [byRole(/^mfsmount$/), byRole(/^mfschunkserver/), byRole(/^mfsmaster$/)]) {
+      await Promise.all(group.map(async (d) => { await d.stop(30000) }))
+    }
   }
 
   async health (): Promise<string | undefined> {

@@ -9,6 +9,8 @@ interface Step { name: string, run: () => Promise<void>, runSync: () => void, do
 export class Teardown {
   private readonly steps: Step[] = []
   private running: Promise<void> | undefined
+  /** Set on Ctrl-C/SIGTERM: the run must start nothing new. */
+  aborting = false
 
   add (name: string, run: () => Promise<void>, runSync: () => void): void {
     this.steps.push({ name, run, runSync, done: false })
@@ -43,6 +45,7 @@ export class Teardown {
     const onSignal = (sig: NodeJS.Signals): void => {
       if (caught) return
       caught = true
+      this.aborting = true
       process.stderr.write(`\n${sig}: stopping every benchmark process and unmounting...\n`)
       killRunningCommands()
       const hard = setTimeout(() => { this.runAllSync(); process.exit(130) }, 60000)

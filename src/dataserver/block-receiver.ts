@@ -4,7 +4,7 @@
 import type { Logger } from '../common/log.js'
 import type { DataServerRef, ReplicaTuple, WriteBlockReply } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
-import { Downstream, forwardingSource } from './pipeline.js'
+import { Downstream, forwardingSource, type BlockBody } from './pipeline.js'
 import type { Transport } from './transport.js'
 
 /** The part of the NameServer link a write needs. */
@@ -26,7 +26,7 @@ export interface IncomingBlock {
   id: number
   gen: number
   token: string
-  body: AsyncIterable<Buffer> & { complete?: boolean }
+  body: BlockBody
   pipeline: DataServerRef[]
   expectedLength?: number | undefined
 }

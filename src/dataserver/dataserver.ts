@@ -19,6 +19,7 @@ import { NameServerLink } from './nameserver-link.js'
 import { Replicator } from './replicator.js'
 import { blockRoutes } from './routes-blocks.js'
 import { Scanner, type ScanResult } from './scanner.js'
+import { StorageLock } from './storage-lock.js'
 import { StreamLimiter } from './stream-limiter.js'
 import { Transport } from './transport.js'
 
@@ -43,6 +44,7 @@ export class DataServer {
   private readonly tls: { cert: string, key: string, ca?: string | undefined } | undefined
   private readonly transport: Transport
   private readonly store: BlockStore
+  private readonly lock: StorageLock
   private readonly limiter = new StreamLimiter()
   private readonly link: NameServerLink
   private readonly replicator: Replicator
@@ -67,6 +69,7 @@ export class DataServer {
       try { ca = readFileSync(cfg['tls.ca']) } catch (err) { throw new HissError('CONFIG', `config key "tls.ca": cannot read ${cfg['tls.ca']}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`) }
     }
     this.id = loadOrCreateId(join(root, 'id'))
+    this.lock = new StorageLock(root)
     this.transport = new Transport({ tls: this.tls !== undefined, ca })
     this.store = new BlockStore(root, {
       chunkBytes: cfg['checksum.chunk.bytes'],
@@ -128,6 +131,17 @@ export class DataServer {
   }
 
   private async doStart (): Promise<string> {
+    this.lock.acquire()
+    try {
+      return await this.serve()
+    } catch (err) {
+      await this.server?.close()
+      this.lock.release()
+      throw err
+    }
+  }
+
+  private async serve (): Promise<string> {
     await this.store.open()
     const app = createJsonApp()
     app.use(blockRoutes({
@@ -177,6 +191,7 @@ export class DataServer {
     await this.link.stop({ unregister })
     await this.server?.close()
     this.transport.close()
+    this.lock.release()
   }
 
   /** Verify every replica now (tests, admin). */

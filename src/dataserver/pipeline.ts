@@ -132,16 +132,25 @@ export class Downstream {
   get target (): DataServerRef { return this.first }
 }
 
+/** A request body (or any byte stream) feeding a block write. */
+export type BlockBody = AsyncIterable<Buffer> & {
+  complete?: boolean
+  iterator?: (opts: { destroyOnReturn: boolean }) => AsyncIterable<Buffer>
+}
+
 /**
  * The upstream body as an async iterable that also forwards each piece downstream
  * before handing it on. Fails if the body ends before it is complete; on any failure
  * (upstream, or the consumer giving up) the downstream is aborted.
  */
-export async function * forwardingSource (body: AsyncIterable<Buffer> & { complete?: boolean }, openDownstream?: () => Downstream): AsyncGenerator<Buffer> {
+export async function * forwardingSource (body: BlockBody, openDownstream?: () => Downstream): AsyncGenerator<Buffer> {
   const down = openDownstream?.()
   let ok = false
+  // Stopping early must not destroy an HTTP request: its socket would linger half-open
+  // (never idle, never closed). The route drains the rest instead and answers.
+  const pieces = body.iterator?.({ destroyOnReturn: false }) ?? body
   try {
-    for await (const piece of body) {
+    for await (const piece of pieces) {
       if (down !== undefined) await down.write(piece)
       yield piece
     }

@@ -39,6 +39,11 @@ export function blockRoutes (d: BlockRoutesDeps): express.Router {
     try {
       const reply = await d.receive({ id, gen, token: token!, body: req as IncomingMessage, pipeline, expectedLength })
       res.json(reply)
+    } catch (err) {
+      // Read and discard what the client is still sending, so it gets our error reply
+      // (not a reset) and the connection stays usable.
+      if (!req.complete && !req.destroyed) req.resume()
+      throw err
     } finally {
       d.limiter.release()
     }
@@ -93,7 +98,7 @@ async function sendVerified (res: Response, h: ReadHandle, log: Logger): Promise
       try {
         next = await it.next()
       } catch (err) {
-        log.warn('read stopped', { err: err as Error })
+        log.info('read stopped', { err: err as Error })
         res.destroy()
         return
       }

@@ -141,11 +141,13 @@ export class BlockCache {
     for (let k = a; k <= b; k++) {
       const d = deferred()
       ds.push(d)
-      const kk = key(block, k)
-      this.inflight.set(kk, d.promise)
-      d.promise.then(() => {}, () => {}).finally(() => {
-        if (this.inflight.get(kk) === d.promise) this.inflight.delete(kk)
-      })
+      this.inflight.set(key(block, k), d.promise)
+    }
+    // Settled pieces leave the in-flight map synchronously, so a retry right after a
+    // failure starts a new fetch instead of finding the failed one.
+    const done = (i: number): void => {
+      const kk = key(block, a + i)
+      if (this.inflight.get(kk) === ds[i]!.promise) this.inflight.delete(kk)
     }
     const start = a * this.pieceBytes
     const end = Math.min(block.length, (b + 1) * this.pieceBytes)
@@ -158,7 +160,7 @@ export class BlockCache {
       if (settled) return
       settled = true
       const e = isHissError(err) ? err : HissError.EIO(`reading block ${block.id}: ${(err as Error)?.message ?? String(err)}`)
-      for (let i = k - a; i < ds.length; i++) ds[i]!.reject(e)
+      for (let i = k - a; i < ds.length; i++) { done(i); ds[i]!.reject(e) }
     }
     let stream: Readable
     try {
@@ -178,6 +180,7 @@ export class BlockCache {
         off += n
         if (filled === cur.length) {
           this.store(key(block, k), cur)
+          done(k - a)
           ds[k - a]!.resolve(cur)
           cur = undefined
           k++

@@ -121,11 +121,18 @@ export class BlockMap {
     this.queueDeletion(dsId, blockId, r.gen)
   }
 
-  takeDeletions (dsId: string): Array<[number, number]> {
+  /** Up to `max` queued deletions for one DataServer, removed from the queue. */
+  takeDeletions (dsId: string, max = Infinity): Array<[number, number]> {
     const m = this.deletions.get(dsId)
     if (m === undefined || m.size === 0) return []
-    this.deletions.delete(dsId)
-    return [...m]
+    const out: Array<[number, number]> = []
+    for (const [id, gen] of m) {
+      if (out.length >= max) break
+      out.push([id, gen])
+    }
+    for (const [id] of out) m.delete(id)
+    if (m.size === 0) this.deletions.delete(dsId)
+    return out
   }
 
   pendingDeletions (): number {

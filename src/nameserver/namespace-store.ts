@@ -85,7 +85,8 @@ export class NamespaceStore {
   constructor (rootDir: string, opts: StoreOptions) {
     try {
       mkdirSync(rootDir, { recursive: true })
-      this.db = new Database(join(rootDir, DB_FILE))
+      // A second NameServer on the same directory should fail fast, not wait 5 s for the lock.
+      this.db = new Database(join(rootDir, DB_FILE), { timeout: 1000 })
     } catch (err) {
       throw fromNodeError(err, `opening the namespace in ${rootDir}`)
     }

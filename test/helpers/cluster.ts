@@ -29,6 +29,7 @@ export const TEST_TIMINGS = {
   'lease.timeout.ms': 2000,
   'safemode.extension.ms': 0,
   'client.timeout.ms': 5000,
+  'client.retry.ms': 8000,
 } as const
 
 const START_TIMEOUT_MS = 20000
@@ -97,9 +98,10 @@ export interface Cluster {
   fsck (path?: string): Promise<FsckReply>
   /** Wait until `n` DataServers are live (default: every running one) and safe mode is off. */
   waitForLive (n?: number, timeoutMs?: number): Promise<ReportReply>
-  killDataServer (i: number, signal?: NodeJS.Signals): Promise<void>
+  /** Signal a DataServer by PID and wait for it to exit (SIGKILL after 10 s for other signals). */
+  killDataServer (i: number, signal?: NodeJS.Signals): Promise<ExitStatus>
   restartDataServer (i: number): Promise<void>
-  killNameServer (signal?: NodeJS.Signals): Promise<void>
+  killNameServer (signal?: NodeJS.Signals): Promise<ExitStatus>
   restartNameServer (): Promise<void>
   /** Runs after the processes are stopped and before temp dirs are removed. */
   addCleanup (fn: () => unknown): void
@@ -109,26 +111,30 @@ export interface Cluster {
 interface Proc {
   name: string
   child: ChildProcess
-  exited: Promise<void>
+  exited: Promise<ExitStatus>
   log: WriteStream
   logPath: string
 }
 
-function exitedPromise (child: ChildProcess): Promise<void> {
+export interface ExitStatus { code: number | null, signal: NodeJS.Signals | null }
+
+function exitedPromise (child: ChildProcess): Promise<ExitStatus> {
   return new Promise(resolve => {
-    if (child.exitCode !== null || child.signalCode !== null) { resolve(); return }
-    child.once('exit', () => resolve())
+    if (child.exitCode !== null || child.signalCode !== null) { resolve({ code: child.exitCode, signal: child.signalCode }); return }
+    child.once('exit', (code, signal) => resolve({ code, signal }))
   })
 }
 
 /** Kill by PID; SIGKILL if it has not exited after the grace period. */
-async function killProc (p: Proc, signal: NodeJS.Signals = 'SIGTERM', graceMs = KILL_GRACE_MS): Promise<void> {
+async function killProc (p: Proc, signal: NodeJS.Signals = 'SIGTERM', graceMs = KILL_GRACE_MS): Promise<ExitStatus> {
   const c = p.child
-  if (c.exitCode !== null || c.signalCode !== null) return
-  try { process.kill(c.pid as number, signal) } catch { return }
+  if (c.exitCode === null && c.signalCode === null) {
+    try { process.kill(c.pid as number, signal) } catch {}
+  }
   const timer = setTimeout(() => { try { process.kill(c.pid as number, 'SIGKILL') } catch {} }, graceMs)
-  await p.exited
+  const status = await p.exited
   clearTimeout(timer)
+  return status
 }
 
 async function tail (file: string): Promise<string> {
@@ -370,8 +376,9 @@ export async function startCluster (t: TestLike, opts: ClusterOptions = {}): Pro
     async killDataServer (i, signal = 'SIGKILL') {
       const p = dsProcs[i]
       if (p === undefined) throw new Error(`no DataServer ${i}`)
-      await killProc(p, signal, signal === 'SIGKILL' ? 0 : 10000);
+      const status = await killProc(p, signal, signal === 'SIGKILL' ? 0 : 10000);
       (dataServers[i] as DataServerInfo).running = false
+      return status
     },
     async restartDataServer (i) {
       const info = dataServers[i]
@@ -380,9 +387,10 @@ export async function startCluster (t: TestLike, opts: ClusterOptions = {}): Pro
       await startDataServer(i, info.port)
     },
     async killNameServer (signal = 'SIGKILL') {
-      if (nsProc === undefined) return
-      await killProc(nsProc, signal, signal === 'SIGKILL' ? 0 : 10000)
+      if (nsProc === undefined) throw new Error('no NameServer')
+      const status = await killProc(nsProc, signal, signal === 'SIGKILL' ? 0 : 10000)
       nameServer.running = false
+      return status
     },
     async restartNameServer () {
       if (nameServer.running) throw new Error('the NameServer is still running')

@@ -63,6 +63,8 @@ t.test('client against a real cluster', async t => {
   })
 
   t.test('round trips: empty, one byte, multi-block', async t => {
+    await t.rejects(client.put('/rt/empty', chunked(Buffer.alloc(0))), { code: 'ENOENT' }, 'the parent must exist')
+    await client.mkdir('/rt')
     for (const [name, len] of [['empty', 0], ['one', 1], ['five-mib', 5 * MiB], ['uneven', 3 * MiB + 12345]] as const) {
       const data = bytes(len, len + 1)
       let last = -1

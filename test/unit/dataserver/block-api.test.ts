@@ -7,12 +7,11 @@ import { HissError } from '../../../src/common/errors.js'
 import { parseConfig } from '../../../src/common/config.js'
 import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
 import { DataServer } from '../../../src/dataserver/dataserver.js'
-import { bytes, deadAddress, dsConfig, errorCode, getBlock, putBlock, request, token, waitFor } from './helpers.js'
+import { silentLogger } from '../../../src/common/log.js'
+import { bytes, deadAddress, dsConfig, errorCode, startDataServer, type Teardown, getBlock, putBlock, request, token, waitFor } from './helpers.js'
 
-async function startDs (t: Tap.Test, root = t.testdir()): Promise<{ ds: DataServer, addr: string, layout: StorageLayout }> {
-  const ds = new DataServer(dsConfig(root, await deadAddress()))
-  t.teardown(() => ds.close())
-  const addr = await ds.start()
+async function startDs (t: Teardown & { testdir: () => string }, root = t.testdir()): Promise<{ ds: DataServer, addr: string, layout: StorageLayout }> {
+  const { ds, addr } = await startDataServer(t, root, await deadAddress())
   return { ds, addr, layout: new StorageLayout(root) }
 }
 
@@ -69,6 +68,14 @@ t.test('ping, write, read ranges, id kept across restarts', async t => {
   t.ok((await getBlock(second.addr, 12, 1)).body.equals(data), 'block still there after restart')
 })
 
+t.test('one dataserver per storage directory', async t => {
+  const root = t.testdir()
+  await startDs(t, root)
+  const twin = new DataServer(dsConfig(root, await deadAddress()), { log: silentLogger })
+  t.teardown(() => twin.close())
+  await t.rejects(twin.start(), { code: 'EBUSY' })
+})
+
 t.test('tokens: every bad token is 403 and changes nothing', async t => {
   const { addr, layout } = await startDs(t)
   const original = bytes(1000, 1)
@@ -85,7 +92,7 @@ t.test('tokens: every bad token is 403 and changes nothing', async t => {
     ['token for another generation', { 'x-hiss-token': token(5, 3, 'w') }],
   ]
   for (const [what, headers] of cases) {
-    const r = await request(addr, { method: 'PUT', path: '/v1/blocks/5?gen=3', headers: { 'x-hiss-token': '', ...headers }, body: other })
+    const r = await request(addr, { method: 'PUT', path: '/v1/blocks/5?gen=2', headers, body: other })
     t.equal(r.status, 403, `PUT: ${what}`)
     t.equal(errorCode(r), 'BAD_TOKEN', `PUT: ${what}`)
   }

@@ -3,7 +3,10 @@
 import http from 'node:http'
 import net from 'node:net'
 import { signBlockToken, type BlockAccess } from '../../../src/common/auth.js'
+import type { Clock } from '../../../src/common/clock.js'
 import { parseConfig, type HissConfig, type HissConfigInput } from '../../../src/common/config.js'
+import { silentLogger } from '../../../src/common/log.js'
+import { DataServer } from '../../../src/dataserver/dataserver.js'
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef'
 
@@ -85,4 +88,15 @@ export function bytes (n: number, seed = 1): Buffer {
   let x = seed * 2654435761 >>> 0
   for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; b[i] = x >>> 24 }
   return b
+}
+
+/** The part of a tap test the helpers need. */
+export interface Teardown { teardown (fn: () => unknown): void }
+
+/** Start a DataServer on 127.0.0.1:0 that is closed (without unregistering) at teardown. */
+export async function startDataServer (t: Teardown, root: string, nameserver: string, extra: Partial<HissConfigInput> = {}, clock?: Clock): Promise<{ ds: DataServer, addr: string }> {
+  const ds = new DataServer(dsConfig(root, nameserver, extra), { log: silentLogger, ...(clock === undefined ? {} : { clock }) })
+  t.teardown(() => ds.close({ unregister: false }))
+  const addr = await ds.start()
+  return { ds, addr }
 }

@@ -1,0 +1,139 @@
+// One new block on its way to the DataServers. The bytes come from an UploadSource (a
+// spool file, or zeros for a hole) that may still be growing: a sequential writer
+// appends to the spool and the upload follows behind it, streaming into storeBlock,
+// so data reaches the DataServers while the file is still being written. The writer
+// waits (backpressure) when the upload lags too far behind.
+//
+// Rules the owner (OpenFile) keeps: bytes below `claimed` are already on the wire, so a
+// write or truncate there must abort() the upload; seal() once the block is complete.
+import { Readable } from 'node:stream'
+import { HissError } from '../common/errors.js'
+import type { BlockRef } from '../common/protocol.js'
+import type { WriteSession } from '../client/types.js'
+
+export const DEFAULT_UPLOAD_CHUNK_BYTES = 256 * 1024
+
+export interface UploadSource {
+  /** Bytes currently in the block. */
+  length (): number
+  /** Fill dst[0, len) with bytes [pos, pos+len) of the block. */
+  read (dst: Buffer, pos: number, len: number): Promise<void>
+}
+
+export class BlockUpload {
+  /** Bytes handed to the stream. */
+  sent = 0
+  /** Bytes handed to the stream or being read for it: writes below this must abort. */
+  claimed = 0
+  private sealedFlag: boolean
+  private abortedFlag = false
+  private settledFlag = false
+  private failure: unknown
+  private pumping = false
+  private wake: (() => void) | undefined
+  private readonly waiters = new Set<() => void>()
+  private readonly stream: Readable
+  readonly result: Promise<BlockRef>
+
+  constructor (session: WriteSession, private readonly source: UploadSource, opts: { sealed: boolean, chunkBytes?: number }) {
+    this.sealedFlag = opts.sealed
+    const chunk = opts.chunkBytes ?? DEFAULT_UPLOAD_CHUNK_BYTES
+    this.stream = new Readable({ highWaterMark: chunk, read: () => { void this.pump(chunk) } })
+    // A destroyed stream reports its error through storeBlock's rejection.
+    this.stream.on('error', () => {})
+    let started: Promise<BlockRef>
+    try {
+      started = session.storeBlock(this.stream, opts.sealed ? source.length() : undefined)
+    } catch (err) {
+      started = Promise.reject(err)
+    }
+    this.result = started.then(ref => {
+      if (ref.length !== this.sent) throw HissError.EIO(`block ${ref.id} stored ${ref.length} bytes, sent ${this.sent}`)
+      return ref
+    })
+    this.result.then(() => { this.settle() }, err => { this.failure = err; this.settle() })
+  }
+
+  get sealed (): boolean { return this.sealedFlag }
+  get aborted (): boolean { return this.abortedFlag }
+  get settled (): boolean { return this.settledFlag }
+  get failed (): boolean { return this.failure !== undefined }
+
+  /** More bytes were appended to the source. */
+  notify (): void {
+    const w = this.wake
+    this.wake = undefined
+    w?.()
+  }
+
+  /** The block is complete: finish the stream once everything is sent. */
+  seal (): void {
+    this.sealedFlag = true
+    this.notify()
+  }
+
+  abort (): void {
+    if (this.abortedFlag) return
+    this.abortedFlag = true
+    this.stream.destroy(HissError.EIO('upload aborted: block rewritten'))
+    this.notify()
+    this.wakeWaiters()
+  }
+
+  /** Resolve once the upload lags the source by at most `maxLag` bytes (or has ended). */
+  async waitLag (maxLag: number): Promise<void> {
+    while (!this.settledFlag && !this.abortedFlag && this.source.length() - this.sent > maxLag) {
+      await new Promise<void>(resolve => { this.waiters.add(resolve) })
+    }
+  }
+
+  private settle (): void {
+    this.settledFlag = true
+    this.notify()
+    this.wakeWaiters()
+  }
+
+  private wakeWaiters (): void {
+    const ws = [...this.waiters]
+    this.waiters.clear()
+    for (const w of ws) w()
+  }
+
+  private async pump (chunk: number): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      for (;;) {
+        if (this.abortedFlag || this.settledFlag) return
+        const len = this.source.length()
+        if (this.sent < len) {
+          const n = Math.min(chunk, len - this.sent)
+          const buf = Buffer.allocUnsafe(n)
+          this.claimed = this.sent + n
+          await this.source.read(buf, this.sent, n)
+          if (this.abortedFlag) return
+          this.sent += n
+          this.wakeWaiters()
+          if (!this.stream.push(buf)) return
+        } else if (this.sealedFlag) {
+          this.stream.push(null)
+          return
+        } else {
+          await new Promise<void>(resolve => { this.wake = resolve })
+        }
+      }
+    } catch (err) {
+      this.stream.destroy(err as Error)
+    } finally {
+      this.pumping = false
+    }
+  }
+}
+
+/** Zeros of a fixed length: a hole in a file becomes a stored block of zeros. */
+export function zeroSource (length: number): UploadSource {
+  return {
+    length: () => length,
+    read: async (dst, _pos, len) => { dst.fill(0, 0, len) },
+  }
+}

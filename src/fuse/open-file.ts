@@ -1,0 +1,600 @@
+// The state of one open inode in this mount, shared by every handle on it (so two
+// handles see each other's writes). A file is a list of immutable blocks; this keeps a
+// working copy of that list as slots:
+//
+//   base    a block of the committed content, reused as is by the next commit
+//   stored  a new block already on the DataServers, not yet committed
+//   zero    a hole (truncate up, write past the end): reads as zeros, uploaded as zeros
+//   local   a block being written, in a spool file: appended to by sequential writes
+//           (a BlockUpload follows behind and streams it to the DataServers as it grows)
+//           or copied-on-write for random writes, truncates and appends to a partial
+//           last block, and uploaded at flush/fsync/close
+//
+// Every slot but the last holds exactly blockSize bytes when this mount wrote it. A
+// commit (flush on close, fsync with keepOpen) uploads what is pending and makes the
+// whole list the file's content in one NameServer transaction.
+import { HissError } from '../common/errors.js'
+import type { Clock } from '../common/clock.js'
+import type { Logger } from '../common/log.js'
+import { nowNs } from '../common/paths.js'
+import type { BlockRef, FileStat, LocatedBlock } from '../common/protocol.js'
+import type { HissFs, WriteSession } from '../client/types.js'
+import type { BlockCache } from './block-cache.js'
+import { BlockUpload, zeroSource, type UploadSource } from './block-upload.js'
+import { Mutex } from './mutex.js'
+import type { Spool, SpoolFile } from './spool.js'
+
+/** How far (bytes) a streaming upload may lag behind the writer before write() waits. */
+export const MAX_UPLOAD_LAG_BYTES = 4 * 1024 * 1024
+/** Completed blocks of one file still uploading before the writer waits for them. */
+export const MAX_SEALED_UPLOADS = 2
+/** Parallel block uploads during a commit. */
+export const COMMIT_UPLOAD_PARALLEL = 2
+/** Attempts per pending block at commit (each re-reads the spool). */
+export const UPLOAD_ATTEMPTS = 3
+
+export interface OpenFileDeps {
+  /** The data-path client (the mount's own identity: the kernel checked the caller at open). */
+  client: Pick<HissFs, 'getBlocks' | 'openWrite'>
+  cache: BlockCache
+  spool: Spool
+  clock: Clock
+  log: Logger
+  readaheadBytes: number
+  /** After every commit, with the committed stat (attribute cache refresh). */
+  onCommit?: (stat: FileStat) => void
+}
+
+/** Per-handle read-ahead state. */
+export interface ReadCursor { lastEnd: number, raUntil: number }
+
+interface BaseSlot { kind: 'base', ref: BlockRef, located?: LocatedBlock }
+interface StoredSlot { kind: 'stored', ref: BlockRef }
+interface ZeroSlot { kind: 'zero', length: number, upload?: BlockUpload }
+interface LocalSlot { kind: 'local', spool: SpoolFile, length: number, upload?: BlockUpload }
+type Slot = BaseSlot | StoredSlot | ZeroSlot | LocalSlot
+type PendingSlot = ZeroSlot | LocalSlot
+
+interface Segment { slot: Slot, slotOff: number, n: number, dstOff: number }
+
+/** The file was rewritten elsewhere and its new block list applied: plan again. */
+class FileChanged extends Error {}
+
+function slotLength (s: Slot): number {
+  return s.kind === 'base' || s.kind === 'stored' ? s.ref.length : s.length
+}
+
+function bareRef (r: BlockRef): BlockRef {
+  return { id: r.id, gen: r.gen, length: r.length }
+}
+
+export class OpenFile {
+  /** Open handles on this inode in this mount. */
+  refs = 0
+  private slots: Slot[] = []
+  private offsets: number[] = []
+  private sizeBytes = 0
+  private blockSizeBytes: number
+  private loaded = false
+  private session: WriteSession | undefined
+  private dirtyFlag = false
+  private mtimeNs: string
+  private stat: FileStat
+  private readonly lock = new Mutex()
+  private readonly sealed: BlockUpload[] = []
+  private disposed = false
+
+  constructor (private readonly deps: OpenFileDeps, stat: FileStat, public path: string) {
+    this.stat = stat
+    this.blockSizeBytes = stat.blockSize > 0 ? stat.blockSize : 64 * 1024 * 1024
+    this.mtimeNs = stat.mtimeNs
+    this.sizeBytes = stat.size
+  }
+
+  get ino (): number { return this.stat.ino }
+  get size (): number { return this.sizeBytes }
+  get dirty (): boolean { return this.dirtyFlag }
+  /** Local changes or an open write session: sizes come from here, not the NameServer. */
+  get hasLocalState (): boolean { return this.dirtyFlag || this.session !== undefined }
+  get blockCount (): number { return this.slots.length }
+
+  /** `stat` as this mount sees it: size and mtime from local state while writing. */
+  localStat (stat: FileStat): FileStat {
+    if (!this.hasLocalState) return stat
+    return { ...stat, size: this.sizeBytes, mtimeNs: this.mtimeNs }
+  }
+
+  /**
+   * Fresh attributes (and block list, when read) from the NameServer, on open: ignored
+   * while this mount has local changes, which are newer.
+   */
+  applyRemote (stat: FileStat, blocks?: LocatedBlock[]): void {
+    if (this.hasLocalState || this.disposed) return
+    this.stat = stat
+    this.mtimeNs = stat.mtimeNs
+    if (stat.blockSize > 0) this.blockSizeBytes = stat.blockSize
+    if (blocks !== undefined) {
+      this.applyBlocks(blocks)
+    } else {
+      this.loaded = false
+      this.sizeBytes = stat.size
+    }
+  }
+
+  /** The file's mtime was set explicitly (utimens) while it is open here. */
+  setMtime (mtimeNs: string): void {
+    this.mtimeNs = mtimeNs
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async read (dst: Buffer, len: number, pos: number, cursor?: ReadCursor): Promise<number> {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (!this.loaded) await this.lock.run(() => this.loadLocked())
+      const end = Math.min(pos + len, this.sizeBytes)
+      if (pos >= end) return 0
+      const segs = this.plan(pos, end)
+      // Blocks not readable lock-free: uploaded but uncommitted (commit them), or
+      // committed here without locations yet (ask the NameServer).
+      if (segs.some(g => g.slot.kind === 'stored' || (g.slot.kind === 'base' && g.slot.located === undefined))) {
+        try {
+          await this.lock.run(() => this.prepareReadLocked(pos, end))
+        } catch (err) {
+          if (!(err instanceof FileChanged)) throw err
+        }
+        continue
+      }
+      await Promise.all(segs.map(g => this.readSegment(g, dst)))
+      this.readahead(pos, end, cursor)
+      return end - pos
+    }
+    throw HissError.EIO(`file ${this.path} kept changing under a read`)
+  }
+
+  private plan (pos: number, end: number): Segment[] {
+    const segs: Segment[] = []
+    let i = this.slotIndex(pos)
+    let p = pos
+    while (p < end && i < this.slots.length) {
+      const s = this.slots[i]!
+      const start = this.offsets[i]!
+      const slotOff = p - start
+      const n = Math.min(end, start + slotLength(s)) - p
+      if (n > 0) segs.push({ slot: s, slotOff, n, dstOff: p - pos })
+      p += Math.max(n, 0)
+      i++
+    }
+    return segs
+  }
+
+  private async readSegment (g: Segment, dst: Buffer): Promise<void> {
+    const s = g.slot
+    if (s.kind === 'zero') { dst.fill(0, g.dstOff, g.dstOff + g.n); return }
+    if (s.kind === 'local') { await s.spool.read(dst, g.dstOff, g.n, g.slotOff); return }
+    if (s.kind === 'base' && s.located !== undefined) {
+      await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff)
+      return
+    }
+    throw HissError.EIO('block not readable')
+  }
+
+  private readahead (pos: number, end: number, cursor: ReadCursor | undefined): void {
+    const ra = this.deps.readaheadBytes
+    if (cursor === undefined || ra <= 0) return
+    // The kernel's own read-ahead sends reads slightly out of order: tolerate that.
+    const sequential = pos === 0 || Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
+    cursor.lastEnd = end
+    if (!sequential) { cursor.raUntil = end; return }
+    if (cursor.raUntil >= end + ra / 2) return
+    const from = Math.max(end, cursor.raUntil)
+    const to = Math.min(this.sizeBytes, end + ra)
+    cursor.raUntil = to
+    if (from >= to) return
+    for (const g of this.plan(from, to)) {
+      if (g.slot.kind === 'base' && g.slot.located !== undefined) {
+        this.deps.cache.prefetch(g.slot.located, this.ino, g.slotOff, g.n)
+      }
+    }
+  }
+
+  private async loadLocked (): Promise<void> {
+    if (this.loaded) return
+    const { stat, blocks } = await this.deps.client.getBlocks({ ino: this.ino })
+    if (this.hasLocalState) { this.loaded = true; return }
+    this.applyRemote(stat, blocks)
+  }
+
+  private async prepareReadLocked (pos: number, end: number): Promise<void> {
+    if (this.plan(pos, end).some(g => g.slot.kind === 'stored')) await this.commitLocked(true)
+    for (const g of this.plan(pos, end)) {
+      if (g.slot.kind === 'base' && g.slot.located === undefined) await this.locate(g.slot)
+    }
+  }
+
+  /** Give base slots their locations and read tokens (after a commit made them). */
+  private async locate (slot: BaseSlot): Promise<LocatedBlock> {
+    if (slot.located !== undefined) return slot.located
+    const { stat, blocks } = await this.deps.client.getBlocks({ ino: this.ino })
+    const byKey = new Map(blocks.map(b => [`${b.id}:${b.gen}`, b]))
+    for (const s of this.slots) {
+      if (s.kind === 'base') {
+        const b = byKey.get(`${s.ref.id}:${s.ref.gen}`)
+        if (b !== undefined) s.located = b
+      }
+    }
+    if (slot.located !== undefined) return slot.located
+    if (!this.hasLocalState) {
+      // Someone else rewrote the file: take its new content.
+      this.applyRemote(stat, blocks)
+      throw new FileChanged()
+    }
+    throw HissError.EIO(`block ${slot.ref.id} of ${this.path} is no longer part of the file`)
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Write `data` (already a private copy) at `pos`, or at the end when `append`. */
+  async write (data: Buffer, pos: number, append: boolean): Promise<number> {
+    return this.lock.run(async () => {
+      await this.ensureSessionLocked()
+      this.touch()
+      if (append) pos = this.sizeBytes
+      if (pos > this.sizeBytes) await this.growLocked(pos)
+      let done = 0
+      while (done < data.length) {
+        const p = pos + done
+        const rest = data.subarray(done)
+        done += p === this.sizeBytes ? await this.appendLocked(rest) : await this.overwriteLocked(p, rest)
+      }
+      this.touch()
+      return data.length
+    })
+  }
+
+  async truncate (size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw HissError.EINVAL('bad size')
+    await this.lock.run(async () => {
+      await this.ensureSessionLocked()
+      if (size === this.sizeBytes) return
+      this.touch()
+      if (size < this.sizeBytes) await this.shrinkLocked(size)
+      else await this.growLocked(size)
+    })
+  }
+
+  private touch (): void {
+    this.dirtyFlag = true
+    this.mtimeNs = nowNs(this.deps.clock.wallNow())
+  }
+
+  private async ensureSessionLocked (): Promise<void> {
+    if (this.session !== undefined) return
+    if (this.disposed) throw HissError.EIO('file handle closed')
+    const s = await this.deps.client.openWrite({ ino: this.ino })
+    if (!this.dirtyFlag) {
+      // The lease is ours now: start from the content as it is on the NameServer.
+      this.applyBlocks(s.baseBlocks)
+    }
+    if (s.blockSize > 0) this.blockSizeBytes = s.blockSize
+    this.session = s
+  }
+
+  private async appendLocked (rest: Buffer): Promise<number> {
+    const cap = this.blockSizeBytes
+    let idx = this.slots.length - 1
+    let last = this.slots[idx]
+    let local: LocalSlot
+    if (last === undefined || slotLength(last) >= cap) {
+      await this.throttleSealed()
+      local = { kind: 'local', spool: await this.deps.spool.create(), length: 0 }
+      this.slots.push(local)
+      this.reindex()
+      idx = this.slots.length - 1
+    } else {
+      local = last.kind === 'local' ? last : await this.toLocal(idx)
+    }
+    last = local
+    if (local.upload !== undefined && (local.upload.sealed || local.upload.aborted)) {
+      local.upload.abort()
+      local.upload = undefined
+    }
+    const n = Math.min(cap - local.length, rest.length)
+    await local.spool.write(rest.subarray(0, n), local.length)
+    local.length += n
+    this.sizeBytes += n
+    const up = local.upload ?? this.startUpload(local, false)
+    up.notify()
+    if (local.length >= cap) {
+      up.seal()
+      this.sealed.push(up)
+    }
+    await up.waitLag(MAX_UPLOAD_LAG_BYTES)
+    return n
+  }
+
+  private async overwriteLocked (p: number, rest: Buffer): Promise<number> {
+    const idx = this.slotIndex(p)
+    let s = this.slots[idx]!
+    const off = p - this.offsets[idx]!
+    const n = Math.min(rest.length, slotLength(s) - off)
+    if (n <= 0) throw HissError.EIO('write planning error')
+    const local = s.kind === 'local' ? s : await this.toLocal(idx)
+    s = local
+    if (local.upload !== undefined && off < local.upload.claimed) {
+      local.upload.abort()
+      local.upload = undefined
+    }
+    await local.spool.write(rest.subarray(0, n), off)
+    return n
+  }
+
+  /** Extend the file with zeros to `newSize`. */
+  private async growLocked (newSize: number): Promise<void> {
+    const cap = this.blockSizeBytes
+    const idx = this.slots.length - 1
+    const last = this.slots[idx]
+    if (last !== undefined && slotLength(last) < cap) {
+      const want = Math.min(cap, newSize - this.offsets[idx]!)
+      if (last.kind === 'zero') {
+        last.upload?.abort()
+        last.upload = undefined
+        last.length = want
+      } else {
+        const local = last.kind === 'local' ? last : await this.toLocal(idx)
+        if (local.upload?.sealed === true) { local.upload.abort(); local.upload = undefined }
+        await local.spool.truncate(want)
+        local.length = want
+        local.upload?.notify()
+      }
+      this.sizeBytes = this.offsets[idx]! + want
+    }
+    while (this.sizeBytes < newSize) {
+      const n = Math.min(cap, newSize - this.sizeBytes)
+      this.slots.push({ kind: 'zero', length: n })
+      this.sizeBytes += n
+    }
+    this.reindex()
+  }
+
+  private async shrinkLocked (newSize: number): Promise<void> {
+    if (newSize === 0) {
+      for (const s of this.slots.splice(0)) this.dropSlot(s)
+      this.reindex()
+      this.sizeBytes = 0
+      return
+    }
+    const idx = this.slotIndex(newSize - 1)
+    for (const s of this.slots.splice(idx + 1)) this.dropSlot(s)
+    this.reindex()
+    const s = this.slots[idx]!
+    const keep = newSize - this.offsets[idx]!
+    if (keep < slotLength(s)) {
+      if (s.kind === 'zero') {
+        s.upload?.abort()
+        s.upload = undefined
+        s.length = keep
+      } else if (s.kind === 'local') {
+        s.upload?.abort()
+        s.upload = undefined
+        await s.spool.truncate(keep)
+        s.length = keep
+      } else {
+        await this.toLocal(idx, keep)
+      }
+    }
+    this.sizeBytes = newSize
+  }
+
+  /**
+   * Copy-on-write: turn slot idx into a local spool holding its first `keep` bytes (all
+   * of it by default). A stored block is committed first so it can be read back.
+   */
+  private async toLocal (idx: number, keep?: number): Promise<LocalSlot> {
+    let s = this.slots[idx]!
+    if (s.kind === 'local') return s
+    if (s.kind === 'stored') {
+      await this.commitLocked(true)
+      s = this.slots[idx]!
+      if (s.kind === 'local') return s
+    }
+    const length = Math.min(keep ?? slotLength(s), slotLength(s))
+    const spool = await this.deps.spool.create()
+    try {
+      if (s.kind === 'zero') {
+        s.upload?.abort()
+        s.upload = undefined
+        await spool.truncate(length)
+      } else if (s.kind === 'base') {
+        const located = await this.locate(s)
+        await this.copyToSpool(located, length, spool)
+      }
+    } catch (err) {
+      spool.discard()
+      throw err
+    }
+    const local: LocalSlot = { kind: 'local', spool, length }
+    const at = this.slots.indexOf(s)
+    if (at < 0) { spool.discard(); throw HissError.EIO('block list changed during copy-on-write') }
+    this.slots[at] = local
+    return local
+  }
+
+  /** Download block bytes [0, length) into a spool file, read-ahead window by window. */
+  private async copyToSpool (block: LocatedBlock, length: number, spool: SpoolFile): Promise<void> {
+    const piece = this.deps.cache.pieceBytes
+    const window = Math.max(piece, this.deps.readaheadBytes)
+    let prefetched = 0
+    const buf = Buffer.allocUnsafe(Math.min(piece, Math.max(length, 1)))
+    for (let off = 0; off < length; off += piece) {
+      if (off >= prefetched - window / 2) {
+        const from = Math.max(off, prefetched)
+        prefetched = Math.min(length, off + window)
+        this.deps.cache.prefetch(block, this.ino, from, prefetched - from)
+      }
+      const n = Math.min(piece, length - off)
+      await this.deps.cache.read(block, this.ino, off, n, buf, 0)
+      await spool.write(buf.subarray(0, n), off)
+    }
+    if (length === 0) await spool.truncate(0)
+  }
+
+  private startUpload (slot: PendingSlot, sealed: boolean): BlockUpload {
+    if (this.session === undefined) throw HissError.EIO('no write session')
+    const source: UploadSource = slot.kind === 'zero'
+      ? zeroSource(slot.length)
+      : { length: () => slot.length, read: (dst, pos, len) => slot.spool.read(dst, 0, len, pos) }
+    const up = new BlockUpload(this.session, source, { sealed })
+    slot.upload = up
+    up.result.then(ref => {
+      if (up.aborted || slot.upload !== up) return
+      const at = this.slots.indexOf(slot)
+      if (at < 0 || ref.length !== slot.length) { slot.upload = undefined; return }
+      this.slots[at] = { kind: 'stored', ref: bareRef(ref) }
+      if (slot.kind === 'local') slot.spool.discard()
+    }, err => {
+      if (slot.upload === up) slot.upload = undefined
+      if (!up.aborted) this.deps.log.debug('block upload failed', { ino: this.ino, err })
+    })
+    return up
+  }
+
+  /** Keep at most MAX_SEALED_UPLOADS completed blocks in flight per file. */
+  private async throttleSealed (): Promise<void> {
+    for (;;) {
+      while (this.sealed.length > 0 && (this.sealed[0]!.settled || this.sealed[0]!.aborted)) this.sealed.shift()
+      if (this.sealed.length < MAX_SEALED_UPLOADS) return
+      await this.sealed[0]!.result.catch(() => {})
+    }
+  }
+
+  // ---------------------------------------------------------------- commit
+
+  /** close(): commit local changes, ending the write session. */
+  async flush (): Promise<void> {
+    await this.lock.run(async () => {
+      if (this.dirtyFlag) await this.commitLocked(false)
+    })
+  }
+
+  /** fsync(): everything written so far durable on the DataServers and committed. */
+  async fsync (): Promise<void> {
+    await this.lock.run(async () => {
+      if (this.dirtyFlag) await this.commitLocked(true)
+    })
+  }
+
+  /** Last handle closed: commit anything left and give the lease back. */
+  async closeLast (): Promise<void> {
+    await this.lock.run(async () => {
+      if (this.session !== undefined) await this.commitLocked(false)
+    })
+  }
+
+  private async commitLocked (keepOpen: boolean): Promise<void> {
+    const session = this.session
+    if (session === undefined) return
+    await this.uploadPending()
+    const blocks: BlockRef[] = []
+    let total = 0
+    for (const s of this.slots) {
+      if (s.kind !== 'base' && s.kind !== 'stored') throw HissError.EIO('block left unuploaded')
+      blocks.push(bareRef(s.ref))
+      total += s.ref.length
+    }
+    if (total !== this.sizeBytes) throw HissError.EIO(`block list holds ${total} bytes, file is ${this.sizeBytes}`)
+    const stat = await session.commit(blocks, { mtimeNs: this.mtimeNs, keepOpen })
+    this.slots = this.slots.map((s): Slot => s.kind === 'stored' ? { kind: 'base', ref: s.ref } : s)
+    this.dirtyFlag = false
+    this.stat = stat
+    if (!keepOpen) this.session = undefined
+    this.deps.onCommit?.(stat)
+  }
+
+  /** Upload every zero/local slot (finishing streaming uploads), with retries. */
+  private async uploadPending (): Promise<void> {
+    let lastErr: unknown
+    for (let attempt = 0; ; attempt++) {
+      const pending = this.slots.filter((s): s is PendingSlot => s.kind === 'local' || s.kind === 'zero')
+      if (pending.length === 0) return
+      if (attempt >= UPLOAD_ATTEMPTS) throw lastErr ?? HissError.EIO('block upload failed')
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < pending.length) {
+          const s = pending[next++]!
+          let up = s.upload
+          if (up === undefined || up.aborted) up = this.startUpload(s, true)
+          else up.seal()
+          try {
+            await up.result
+          } catch (err) {
+            lastErr = err
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(COMMIT_UPLOAD_PARALLEL, pending.length) }, worker))
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Drop all local state (file gone or last handle closed); uncommitted data is lost. */
+  async dispose (): Promise<void> {
+    if (this.disposed) return
+    this.disposed = true
+    for (const s of this.slots) this.dropSlot(s)
+    this.slots = []
+    this.reindex()
+    const session = this.session
+    this.session = undefined
+    if (session !== undefined) {
+      await session.abort().catch(err => { this.deps.log.debug('abort failed', { ino: this.ino, err }) })
+    }
+  }
+
+  private dropSlot (s: Slot): void {
+    if (s.kind === 'local') {
+      s.upload?.abort()
+      s.upload = undefined
+      s.spool.discard()
+    } else if (s.kind === 'zero') {
+      s.upload?.abort()
+      s.upload = undefined
+    }
+  }
+
+  // ---------------------------------------------------------------- block list
+
+  private applyBlocks (blocks: readonly LocatedBlock[]): void {
+    const keep = new Set(blocks.map(b => `${b.id}:${b.gen}`))
+    for (const s of this.slots) {
+      if (s.kind === 'base' && !keep.has(`${s.ref.id}:${s.ref.gen}`)) this.deps.cache.dropBlock(s.ref)
+      else this.dropSlot(s)
+    }
+    this.slots = blocks.map(b => ({ kind: 'base', ref: bareRef(b), located: b }))
+    this.reindex()
+    this.sizeBytes = this.slots.reduce((n, s) => n + slotLength(s), 0)
+    this.loaded = true
+  }
+
+  private reindex (): void {
+    const offsets = new Array<number>(this.slots.length)
+    let off = 0
+    for (let i = 0; i < this.slots.length; i++) {
+      offsets[i] = off
+      off += slotLength(this.slots[i]!)
+    }
+    this.offsets = offsets
+  }
+
+  /** Index of the slot holding byte `pos` (pos < size). */
+  private slotIndex (pos: number): number {
+    let lo = 0
+    let hi = this.offsets.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (this.offsets[mid]! <= pos) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+}
