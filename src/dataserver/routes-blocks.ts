@@ -29,23 +29,25 @@ export function blockRoutes (d: BlockRoutesDeps): express.Router {
   r.get('/v1/ping', (_req, res) => { res.json({ ok: true, id: d.selfId }) })
 
   r.put('/v1/blocks/:id', async (req: Request, res: Response) => {
-    const id = parseBlockNumber(req.params.id)
-    const gen = parseBlockNumber(req.query.gen, 'generation stamp')
-    const token = req.get(HEADER_TOKEN)
-    verifyBlockToken(d.secret, token, { b: id, g: gen, a: 'w' }, d.clock.wallNow())
-    const pipeline = parsePipeline(req.get(HEADER_PIPELINE), req.get(HEADER_PIPELINE_IDS), d.selfId)
-    const expectedLength = announcedLength(req)
-    if (!d.limiter.tryAcquire()) throw HissError.EAGAIN('dataserver busy: too many block streams')
     try {
-      const reply = await d.receive({ id, gen, token: token!, body: req as IncomingMessage, pipeline, expectedLength })
-      res.json(reply)
+      const id = parseBlockNumber(req.params.id)
+      const gen = parseBlockNumber(req.query.gen, 'generation stamp')
+      const token = req.get(HEADER_TOKEN)
+      verifyBlockToken(d.secret, token, { b: id, g: gen, a: 'w' }, d.clock.wallNow())
+      const pipeline = parsePipeline(req.get(HEADER_PIPELINE), req.get(HEADER_PIPELINE_IDS), d.selfId)
+      const expectedLength = announcedLength(req)
+      if (!d.limiter.tryAcquire()) throw HissError.EAGAIN('dataserver busy: too many block streams')
+      try {
+        res.json(await d.receive({ id, gen, token: token!, body: req as IncomingMessage, pipeline, expectedLength }))
+      } finally {
+        d.limiter.release()
+      }
     } catch (err) {
-      // Read and discard what the client is still sending, so it gets our error reply
-      // (not a reset) and the connection stays usable.
-      if (!req.complete && !req.destroyed) req.resume()
+      // Read and discard what the client is still sending before answering: it then
+      // gets our error reply (not a reset), and the connection ends the exchange in a
+      // clean state (an answer before the body's end leaves Node's connection never idle).
+      await drain(req as IncomingMessage)
       throw err
-    } finally {
-      d.limiter.release()
     }
   })
 
@@ -107,6 +109,17 @@ async function sendVerified (res: Response, h: ReadHandle, log: Logger): Promise
   } finally {
     await it.return(undefined)
   }
+}
+
+function drain (req: IncomingMessage): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve()
+  return new Promise(resolve => {
+    const done = (): void => { req.off('end', done); req.off('close', done); req.off('error', done); resolve() }
+    req.on('end', done)
+    req.on('close', done)
+    req.on('error', done)
+    req.resume()
+  })
 }
 
 function drainOrClose (res: Response): Promise<void> {

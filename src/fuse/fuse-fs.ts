@@ -7,7 +7,7 @@ import type { Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
-import { joinPath } from '../common/paths.js'
+import { joinPath, parentOf } from '../common/paths.js'
 import type { FileStat, LocatedBlock } from '../common/protocol.js'
 import type { HissFs } from '../client/types.js'
 import { AttrCache } from './attr-cache.js'
@@ -82,6 +82,12 @@ export class HissFuseFs {
     return p
   }
 
+  /** A name was added or removed: its own entry and its directory's times are stale. */
+  private entryChanged (path: string): void {
+    this.attrs.delete(path)
+    this.attrs.delete(parentOf(path))
+  }
+
   private view (st: FileStat): FileStat {
     const of = this.files.get(st.ino)
     return of === undefined ? st : of.localStat(st)
@@ -126,7 +132,7 @@ export class HissFuseFs {
   async mkdir (path: string, mode: number, ctx?: OpContext): Promise<void> {
     const c = await this.deps.pool.forCaller(ctx)
     const st = await c.mkdir(path, { mode: mode & 0o7777 })
-    this.attrs.delete(path)
+    this.entryChanged(path)
     this.attrs.set(path, st)
   }
 
@@ -138,6 +144,7 @@ export class HissFuseFs {
       await c.delete(path, { recursive: false })
     } finally {
       this.attrs.deleteTree(path)
+      this.entryChanged(path)
     }
   }
 
@@ -148,7 +155,7 @@ export class HissFuseFs {
     try {
       await c.delete(path, { recursive: false })
     } finally {
-      this.attrs.delete(path)
+      this.entryChanged(path)
     }
     this.attrs.deleteIno(st.ino)
     const of = this.files.get(st.ino)
@@ -166,6 +173,8 @@ export class HissFuseFs {
     } finally {
       this.attrs.deleteTree(src)
       this.attrs.deleteTree(dst)
+      this.entryChanged(src)
+      this.entryChanged(dst)
     }
     this.attrs.set(dst, st)
     const of = this.files.get(st.ino)
@@ -175,7 +184,7 @@ export class HissFuseFs {
   async symlink (target: string, path: string, ctx?: OpContext): Promise<void> {
     const c = await this.deps.pool.forCaller(ctx)
     const st = await c.symlink(target, path)
-    this.attrs.delete(path)
+    this.entryChanged(path)
     this.attrs.set(path, st)
   }
 
@@ -257,7 +266,7 @@ export class HissFuseFs {
       if (isHissError(err) && err.code === 'EEXIST') return this.open(path, O_RDWR, ctx)
       throw err
     }
-    this.attrs.delete(path)
+    this.entryChanged(path)
     this.attrs.set(path, stat)
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, [])
@@ -269,7 +278,7 @@ export class HissFuseFs {
     if (type !== 0 && type !== S_IFREG) throw HissError.EPERM('only regular files can be created')
     const c = await this.deps.pool.forCaller(ctx)
     const st = await c.create(path, { mode: mode & 0o7777, exclusive: true })
-    this.attrs.delete(path)
+    this.entryChanged(path)
     this.attrs.set(path, st)
   }
 

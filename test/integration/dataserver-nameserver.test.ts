@@ -167,3 +167,16 @@ t.test('a dataserver serves before the NameServer exists and registers once it d
   const r = await report(nsAddr)
   t.equal(r.dataservers.find(d => d.id === ds.id)?.state, 'live')
 })
+
+t.test('a dataserver that stops (as if killed) is replaced by re-replication', async t => {
+  const { nsAddr, nodes } = await cluster(t, 3, { 'heartbeat.dead.ms': 800 })
+  const data = bytes(9000, 13)
+  const { put, alloc } = await writeFile(nsAddr, '/h', data)
+  const victim = nodes.find(x => x.ds.id === put.stored[0])!
+  const spare = nodes.find(x => !put.stored.includes(x.ds.id))!
+  await victim.ds.close({ unregister: false }) // no goodbye: it just stops heartbeating
+  await waitFor(() => exists(spare.layout.dataPath(alloc.block.id, alloc.block.gen)), 15000, 're-replication after the dead interval')
+  t.ok((await getBlock(spare.addr, alloc.block.id, alloc.block.gen)).body.equals(data))
+  const r = await report(nsAddr)
+  t.equal(r.dataservers.find(d => d.id === victim.ds.id)?.state, 'dead')
+})

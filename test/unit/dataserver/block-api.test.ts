@@ -3,6 +3,7 @@
 import t from 'tap'
 import net from 'node:net'
 import { open, readdir, readFile } from 'node:fs/promises'
+import { ManualClock } from '../../../src/common/clock.js'
 import { HissError } from '../../../src/common/errors.js'
 import { parseConfig } from '../../../src/common/config.js'
 import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
@@ -184,6 +185,25 @@ t.test('corruption on disk: the read is cut short, then refused; scanNow finds t
   await t.resolveMatch(ds.scanNow(), { scanned: 1, corrupt: 1 })
   t.equal(errorCode(await getBlock(addr, 42, 1)), 'CHECKSUM_MISMATCH')
   await t.resolveMatch(ds.scanNow(), { scanned: 0, corrupt: 0 })
+})
+
+t.test('the background scanner runs on the injected clock', async t => {
+  const root = t.testdir()
+  const clock = new ManualClock()
+  const { ds, addr } = await startDataServer(t, root, await deadAddress(), { 'scanner.interval.ms': 60000 }, clock)
+  const layout = new StorageLayout(root)
+  const data = bytes(2048, 4)
+  const write = await request(addr, { method: 'PUT', path: '/v1/blocks/50?gen=1', headers: { 'x-hiss-token': token(50, 1, 'w', { expires: clock.wallNow() + 60000 }) }, body: data })
+  t.equal(write.status, 200)
+  await flipByte(layout.dataPath(50, 1), 100)
+  clock.advance(59999)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.ok(ds.storageReport !== undefined)
+  t.equal((await ds.storageReport()).used, 2048, 'not scanned before the interval')
+  clock.advance(1)
+  await waitFor(async () => (await ds.storageReport()).used === 0, 5000, 'the scanner to quarantine the replica')
+  const r = await request(addr, { method: 'GET', path: '/v1/blocks/50?gen=1', headers: { 'x-hiss-token': token(50, 1, 'r', { expires: clock.wallNow() + 60000 }) } })
+  t.equal(errorCode(r), 'CHECKSUM_MISMATCH')
 })
 
 t.test('HissError codes keep their HTTP status', async t => {
