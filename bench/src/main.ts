@@ -26,7 +26,7 @@ import { CLI_RAW, cliColumn, cliHiss, cliRaw, defineCliRows } from './workloads/
 import type { Ctx } from './workloads/context.js'
 import { defineFioRows, fioRandom } from './workloads/fio.js'
 import { defineMetaRows, metadata } from './workloads/metadata.js'
-import { defineNsRows, NS_OPS, nsColumn, nsLoad } from './workloads/ns-load.js'
+import { defineNsRows, nsColumn, nsLoad } from './workloads/ns-load.js'
 import { defineSeqRows, seqRead, seqWrite } from './workloads/seq.js'
 import { defineSmallRows, smallFiles } from './workloads/small-files.js'
 import { defineTarRows, tarTree } from './workloads/tar-tree.js'
@@ -200,7 +200,6 @@ async function main (teardown: Teardown): Promise<number> {
       }
     }
   }
-  void NS_OPS
 
   // ---- teardown and report -------------------------------------------------------
   log('stopping every system')

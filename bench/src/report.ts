@@ -22,6 +22,13 @@ export function fmt (v: number): string {
   return v.toPrecision(2)
 }
 
+/** Two significant digits below 0.1 (0.0012×), else two decimals. */
+export function fmtRatio (v: number): string {
+  if (v >= 10) return `${v.toFixed(1)}×`
+  if (v >= 0.1) return `${v.toFixed(2)}×`
+  return `${v.toPrecision(2)}×`
+}
+
 function spread (xs: number[], f: (v: number) => string): string {
   if (xs.length === 0) return '–'
   if (xs.length === 1) return f(xs[0] ?? NaN)
@@ -67,7 +74,7 @@ export class Report {
 
   ratioCell (def: RowDef, column: string, versus: string): string {
     const r = this.ratio(def, column, versus)
-    return r.perRep.length === 0 ? '–' : spread(r.perRep.map((p) => p.ratio), (v) => `${v.toFixed(2)}×`)
+    return r.perRep.length === 0 ? '–' : spread(r.perRep.map((p) => p.ratio), fmtRatio)
   }
 
   allRatios (table: TableId, defs: RatioDef[]): RatioValue[] {

@@ -93,7 +93,6 @@ export class BlockReadStream extends Readable {
     let backoff = FIRST_BACKOFF_MS
     let lastErr: HissError | undefined
     for (let round = 0; ; round++) {
-      let refreshNow = false
       for (const loc of this.block.locations) {
         const r = await this.attempt(loc)
         if (r.ok) return
@@ -101,7 +100,8 @@ export class BlockReadStream extends Readable {
         lastErr = r.err
         this.d.log.debug('replica read failed', { block: this.block.id, dataserver: loc.id, code: r.err.code, delivered: this.delivered })
         if (r.err.code === 'CHECKSUM_MISMATCH' || (r.cutShort && !r.stalledByReader)) this.reportIfAlive(loc, r.err.code === 'CHECKSUM_MISMATCH')
-        if (r.err.code === 'BAD_TOKEN') { refreshNow = true; break }
+        // Every location takes the same token: refresh it before trying the others.
+        if (r.err.code === 'BAD_TOKEN') break
       }
       const target = this.refreshTarget
       if (target === undefined) break
@@ -110,7 +110,7 @@ export class BlockReadStream extends Readable {
       if (remaining <= 0) break
       // The first refresh is immediate (a new token or a replica elsewhere may already
       // exist); later ones wait for DataServers to come back or re-replication.
-      if (round > 0 && !refreshNow) {
+      if (round > 0) {
         await foregroundSleep(this.d.clock, Math.min(backoff, remaining))
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
       }

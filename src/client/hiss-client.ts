@@ -128,19 +128,34 @@ export class HissClient implements HissFs {
   }
 
   async put (path: string, data: Readable, opts: PutOptions = {}): Promise<FileStat> {
-    const session = await this.openWrite({ path }, {
-      create: true,
-      overwrite: opts.overwrite ?? false,
-      ...(opts.mode === undefined ? {} : { mode: opts.mode }),
-      ...(opts.replication === undefined ? {} : { replication: opts.replication }),
-      ...(opts.blockSize === undefined ? {} : { blockSize: opts.blockSize }),
-    })
-    return putFile(session, data, opts, {
-      clock: this.clock,
-      log: this.log,
-      stallMs: this.cfg['client.timeout.ms'],
-      spoolDir: this.opts.spoolDir ?? tmpdir(),
-    })
+    // The input may fail while the write is still opening: keep that from becoming an
+    // uncaught exception; the error surfaces when the input is read (and fails the put).
+    const swallow = (): void => {}
+    data.on('error', swallow)
+    let session: HissWriteSession
+    try {
+      session = await this.openWrite({ path }, {
+        create: true,
+        overwrite: opts.overwrite ?? false,
+        ...(opts.mode === undefined ? {} : { mode: opts.mode }),
+        ...(opts.replication === undefined ? {} : { replication: opts.replication }),
+        ...(opts.blockSize === undefined ? {} : { blockSize: opts.blockSize }),
+      })
+    } catch (err) {
+      data.off('error', swallow)
+      data.destroy()
+      throw err
+    }
+    try {
+      return await putFile(session, data, opts, {
+        clock: this.clock,
+        log: this.log,
+        stallMs: this.cfg['client.timeout.ms'],
+        spoolDir: this.opts.spoolDir ?? tmpdir(),
+      })
+    } finally {
+      data.off('error', swallow)
+    }
   }
 
   /** Open writes whose leases this client is renewing (for tests and diagnostics). */

@@ -48,6 +48,8 @@ export class NameServerLink {
   private backoff = FIRST_BACKOFF_MS
   private channel: Promise<unknown> = Promise.resolve()
   private flushing = false
+  /** After a failed flush, retries wait for the next heartbeat. */
+  private lastFlushOk = true
   private pendingReceived: ReplicaTuple[] = []
   private pendingDeleted: Array<[number, number]> = []
   private pendingCorrupt: Array<[number, number]> = []
@@ -88,7 +90,10 @@ export class NameServerLink {
    * re-registration's full report covers it anyway).
    */
   async reportReceived (t: ReplicaTuple): Promise<void> {
-    if (this.state !== 'ready') return // the full report that comes next includes it
+    // Unregistered: the full report that follows registration is taken later, so it
+    // includes this replica. Registered but not yet reported: the full report may
+    // already hold an older snapshot, so this goes through the channel after it.
+    if (this.state === 'unregistered') return
     try {
       await this.serial(() => this.post('/v1/ds/incremental', { id: this.o.id, received: [t] } satisfies IncrementalRequest))
     } catch (err) {
@@ -114,7 +119,7 @@ export class NameServerLink {
   }
 
   private kickFlush (): void {
-    if (this.state !== 'ready' || this.flushing || this.closed) return
+    if (this.state === 'unregistered' || this.flushing || this.closed) return
     this.flushing = true
     this.serial(() => this.flush())
       .catch(err => { this.logFailure('incremental report failed, will retry', err) })
@@ -126,10 +131,8 @@ export class NameServerLink {
       })
   }
 
-  private lastFlushOk = true
-
   private async flush (): Promise<void> {
-    if (this.state !== 'ready') return
+    if (this.state === 'unregistered') return
     const received = this.pendingReceived
     const deleted = this.pendingDeleted
     const corrupt = this.pendingCorrupt
@@ -156,11 +159,12 @@ export class NameServerLink {
   private async fullReport (): Promise<void> {
     // Taken now, at our turn in the channel: includes every replica reported before.
     const blocks = this.o.replicas()
+    const queued = [this.pendingReceived.length, this.pendingDeleted.length, this.pendingCorrupt.length] as const
     await this.post('/v1/ds/blockreport', { id: this.o.id, blocks } satisfies BlockReportRequest)
-    // The full report states the truth; queued deltas are older than it.
-    this.pendingReceived = []
-    this.pendingDeleted = []
-    this.pendingCorrupt = []
+    // Deltas queued before the snapshot are in it; later ones must still be sent.
+    this.pendingReceived.splice(0, queued[0])
+    this.pendingDeleted.splice(0, queued[1])
+    this.pendingCorrupt.splice(0, queued[2])
   }
 
   // ---------------------------------------------------------------------------
@@ -192,6 +196,7 @@ export class NameServerLink {
         await this.serial(() => this.fullReport())
         this.state = 'ready'
         this.backoff = FIRST_BACKOFF_MS
+        this.kickFlush()
         return this.o.heartbeatMs
       }
       await this.heartbeat()

@@ -2,20 +2,12 @@
 // cat/head/tail/dd on a multi-block file (1 MiB blocks), truncate up and down, >>
 // appends, holes, random reads and writes checked against a local twin, and an unlinked
 // file that stays readable through its open handle.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes, createHash } from 'node:crypto'
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fuseSkipReason, isMounted, sh, shOk, startFuseCluster } from '../helpers/mount.js'
-
-const skip = fuseSkipReason()
-if (skip !== undefined) {
-  t.comment(`skipping FUSE tests: ${skip}`)
-  t.pass(`skipped: ${skip}`)
-} else {
-  await main()
-}
 
 const MiB = 1024 * 1024
 
@@ -24,6 +16,10 @@ function md5 (b: Buffer): string {
 }
 
 async function main (): Promise<void> {
+  await t.test('FUSE data path', async t => { await suite(t) })
+}
+
+async function suite (t: Test): Promise<void> {
   const { mount } = await startFuseCluster(t, { dataServers: 3, blockSize: MiB })
   const M = mount.dir
   const local = await mkdtemp(join(tmpdir(), 'hiss-fuse-local-'))
@@ -190,4 +186,12 @@ async function main (): Promise<void> {
     t.equal(r.code, 0, 'exit code 0')
     t.notOk(await isMounted(M), 'no mount left behind')
   })
+}
+
+const skip = fuseSkipReason()
+if (skip !== undefined) {
+  t.comment(`skipping FUSE tests: ${skip}`)
+  t.pass(`skipped: ${skip}`)
+} else {
+  await main()
 }

@@ -72,4 +72,15 @@ t.test('replication 3 across 4 DataServers', async t => {
   const fsckFile = await c.fsck('/a')
   t.equal(fsckFile.files, 1, 'fsck of one file')
   t.equal(fsckFile.blocks, 6)
+
+  // Clean stops: a DataServer unregisters (dead at once, not after heartbeat.dead.ms)
+  // and exits 0; so does the NameServer.
+  const leaving = c.dataServers[3]
+  if (leaving === undefined) throw new Error('no dataserver 3')
+  const ds = await c.killDataServer(3, 'SIGTERM')
+  t.same(ds, { code: 0, signal: null }, 'SIGTERM: the DataServer exits 0')
+  const after = await c.report()
+  t.equal(after.dataservers.find(d => d.id === leaving.id)?.state ?? 'dead', 'dead', 'it unregistered on the way out')
+  const ns = await c.killNameServer('SIGINT')
+  t.same(ns, { code: 0, signal: null }, 'SIGINT: the NameServer exits 0')
 })

@@ -119,7 +119,7 @@ t.test('write, corruption found by the scanner, re-replication, deletion', async
   await flipByte(holder.layout.dataPath(id, gen), 12345)
   t.same(await holder.ds.scanNow(), { scanned: 1, corrupt: 1 })
   const spare = nodes.find(x => !put.stored.includes(x.ds.id))!
-  await waitFor(() => exists(spare.layout.dataPath(id, gen)), 10000, 're-replication to the spare dataserver')
+  await waitFor(async () => (await getBlock(spare.addr, id, gen)).status === 200, 10000, 're-replication to the spare dataserver')
   t.ok((await getBlock(spare.addr, id, gen)).body.equals(data), 'the new replica is a good copy')
   await waitFor(async () => {
     const p = await nsCall<BlocksReply>(nsAddr, 'GET', '/v1/ns/blocks?path=/f')
@@ -175,7 +175,7 @@ t.test('a dataserver that stops (as if killed) is replaced by re-replication', a
   const victim = nodes.find(x => x.ds.id === put.stored[0])!
   const spare = nodes.find(x => !put.stored.includes(x.ds.id))!
   await victim.ds.close({ unregister: false }) // no goodbye: it just stops heartbeating
-  await waitFor(() => exists(spare.layout.dataPath(alloc.block.id, alloc.block.gen)), 15000, 're-replication after the dead interval')
+  await waitFor(async () => (await getBlock(spare.addr, alloc.block.id, alloc.block.gen)).status === 200, 15000, 're-replication after the dead interval')
   t.ok((await getBlock(spare.addr, alloc.block.id, alloc.block.gen)).body.equals(data))
   const r = await report(nsAddr)
   t.equal(r.dataservers.find(d => d.id === victim.ds.id)?.state, 'dead')

@@ -197,13 +197,33 @@ t.test('the background scanner runs on the injected clock', async t => {
   t.equal(write.status, 200)
   await flipByte(layout.dataPath(50, 1), 100)
   clock.advance(59999)
-  await new Promise(resolve => setTimeout(resolve, 50))
-  t.ok(ds.storageReport !== undefined)
   t.equal((await ds.storageReport()).used, 2048, 'not scanned before the interval')
   clock.advance(1)
   await waitFor(async () => (await ds.storageReport()).used === 0, 5000, 'the scanner to quarantine the replica')
   const r = await request(addr, { method: 'GET', path: '/v1/blocks/50?gen=1', headers: { 'x-hiss-token': token(50, 1, 'r', { expires: clock.wallNow() + 60000 }) } })
   t.equal(errorCode(r), 'CHECKSUM_MISMATCH')
+})
+
+t.test('beyond 64 concurrent streams a request gets EAGAIN (503)', async t => {
+  const { ds, addr } = await startDs(t)
+  t.equal((await putBlock(addr, 60, 1, bytes(100))).status, 200)
+  const [host, port] = addr.split(':')
+  const socks: net.Socket[] = []
+  t.teardown(() => { for (const s of socks) s.destroy() })
+  for (let i = 0; i < 64; i++) {
+    const s = net.connect(Number(port), host)
+    s.on('error', () => {})
+    s.write(`PUT /v1/blocks/${1000 + i}?gen=1 HTTP/1.1\r\nHost: x\r\nx-hiss-token: ${token(1000 + i, 1, 'w')}\r\nContent-Length: 100\r\n\r\nx`)
+    socks.push(s)
+  }
+  await waitFor(async () => (await ds.storageReport()).activeStreams === 64, 10000, '64 streams in progress')
+  const busy = await getBlock(addr, 60, 1)
+  t.equal(busy.status, 503)
+  t.equal(errorCode(busy), 'EAGAIN')
+  t.equal(errorCode(await putBlock(addr, 61, 1, bytes(10))), 'EAGAIN')
+  for (const s of socks) s.destroy()
+  await waitFor(async () => (await ds.storageReport()).activeStreams === 0, 10000, 'streams to end')
+  t.equal((await getBlock(addr, 60, 1)).status, 200, 'served again once streams ended')
 })
 
 t.test('HissError codes keep their HTTP status', async t => {

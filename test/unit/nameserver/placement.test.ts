@@ -10,26 +10,28 @@ function ds (id: string, host: string, remaining: number, activeStreams = 0, sta
 t.test('never two replicas on one DataServer; exclude and dead honoured', async t => {
   const rnd = seeded(7)
   const servers = [ds('a', 'h1', 1e9), ds('b', 'h2', 1e9), ds('c', 'h3', 1e9), ds('d', 'h4', 1e9), ds('e', 'h5', 1e9, 0, 'dead')]
+  const problems: string[] = []
   for (let i = 0; i < 300; i++) {
     const count = 1 + (i % 5)
-    const got = chooseTargets(servers, { count, bytes: 100, exclude: new Set(['b']) }, rnd)
-    const ids = got.map(d => d.id)
-    t.equal(new Set(ids).size, ids.length, 'distinct')
-    t.notOk(ids.includes('b'), 'excluded')
-    t.notOk(ids.includes('e'), 'dead')
-    if (i < 5) t.equal(ids.length, Math.min(count, 3), 'as many as exist')
+    const ids = chooseTargets(servers, { count, bytes: 100, exclude: new Set(['b']) }, rnd).map(d => d.id)
+    if (new Set(ids).size !== ids.length) problems.push(`duplicate in ${ids.join(',')}`)
+    if (ids.includes('b') || ids.includes('e')) problems.push(`excluded or dead in ${ids.join(',')}`)
+    if (ids.length !== Math.min(count, 3)) problems.push(`${ids.length} targets for ${count}`)
   }
+  t.same(problems, [], '300 placements: distinct, never excluded or dead, as many as exist')
 })
 
 t.test('spread over hosts while unused hosts remain', async t => {
   const rnd = seeded(3)
   const servers = [ds('a1', 'h1', 5e9), ds('a2', 'h1', 5e9), ds('a3', 'h1', 5e9), ds('b1', 'h2', 1e9), ds('c1', 'h3', 1e9)]
+  const problems: string[] = []
   for (let i = 0; i < 50; i++) {
     const got = chooseTargets(servers, { count: 3, bytes: 100 }, rnd)
-    t.equal(new Set(got.map(d => d.host)).size, 3, 'three hosts for three replicas')
+    if (new Set(got.map(d => d.host)).size !== 3) problems.push(`hosts ${got.map(d => d.host).join(',')}`)
     const more = chooseTargets(servers, { count: 2, bytes: 100, usedHosts: new Set(['h1']) }, rnd)
-    t.same(more.map(d => d.host).sort(), ['h2', 'h3'], 'hosts already holding the block are avoided')
+    if (more.map(d => d.host).sort().join() !== 'h2,h3') problems.push(`with h1 used: ${more.map(d => d.host).join(',')}`)
   }
+  t.same(problems, [], 'three hosts for three replicas; hosts already holding the block avoided')
   const four = chooseTargets(servers, { count: 4, bytes: 100 }, rnd)
   t.equal(four.length, 4, 'reuses a host only when it must')
 })

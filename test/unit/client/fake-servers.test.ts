@@ -1,3 +1,6 @@
+// Unit tests of the client library against scripted stand-in servers on real sockets:
+// they reproduce failures (cut streams, expired tokens, safe mode) that are hard to
+// provoke on demand with the real servers. The real-cluster tests are in test/integration.
 // The client library against scripted fake servers on real sockets: retries, failover
 // and resume offsets, pipeline retries and lease renewal, each forced precisely.
 import t from 'tap'
@@ -5,11 +8,11 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { buffer as readAll } from 'node:stream/consumers'
-import { parseConfig } from '../../src/common/config.js'
-import { ManualClock } from '../../src/common/clock.js'
-import { HissError } from '../../src/common/errors.js'
-import { HEADER_GIDS, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, HEADER_UID, type LocatedBlock } from '../../src/common/protocol.js'
-import { createClient, type HissClient } from '../../src/client/index.js'
+import { parseConfig } from '../../../src/common/config.js'
+import { ManualClock } from '../../../src/common/clock.js'
+import { HissError } from '../../../src/common/errors.js'
+import { HEADER_GIDS, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, HEADER_UID, type LocatedBlock } from '../../../src/common/protocol.js'
+import { createClient, type HissClient } from '../../../src/client/index.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 interface Req { method: string, path: string, query: URLSearchParams, headers: http.IncomingHttpHeaders, body: Buffer }
@@ -281,6 +284,12 @@ t.test('put aborts and rethrows when the input fails', async t => {
   await t.rejects(client.put('/x', bad), HissError)
   t.equal(aborted, 1, 'the write was aborted')
   t.equal(client.openWrites, 0)
+  // An input that fails before the put even reads it: a rejection, never an uncaught error.
+  const early = new Readable({ read () {} })
+  const p = client.put('/y', early)
+  early.destroy(new Error('gone at once'))
+  await t.rejects(p, HissError)
+  t.equal(aborted, 2)
 })
 
 t.test('one lease renewal loop per client, every lease.timeout/3, only while writes are open', async t => {
