@@ -94,7 +94,7 @@ export class HissClient implements HissFs {
   symlink (target: string, path: string): Promise<FileStat> { return this.ns.symlink({ path, target }) }
   readlink (path: string): Promise<string> { return this.ns.readlink(path) }
 
-  setattr (path: string, attrs: { mode?: number, uid?: number, gid?: number, atimeNs?: string, mtimeNs?: string }): Promise<FileStat> {
+  setattr (path: string, attrs: { mode?: number, uid?: number, gid?: number, atimeNs?: string, mtimeNs?: string, nofollow?: boolean }): Promise<FileStat> {
     return this.ns.setattr({ path, ...attrs })
   }
 

@@ -62,7 +62,7 @@ export interface HissFs {
   rename (src: string, dst: string, opts?: { noReplace?: boolean }): Promise<FileStat>
   symlink (target: string, path: string): Promise<FileStat>
   readlink (path: string): Promise<string>
-  setattr (path: string, attrs: { mode?: number, uid?: number, gid?: number, atimeNs?: string, mtimeNs?: string }): Promise<FileStat>
+  setattr (path: string, attrs: { mode?: number, uid?: number, gid?: number, atimeNs?: string, mtimeNs?: string, nofollow?: boolean }): Promise<FileStat>
   setReplication (path: string, replication: number): Promise<number>
   statfs (): Promise<StatfsReply>
   du (path: string): Promise<{ files: number, dirs: number, bytes: number, spaceConsumed: number }>

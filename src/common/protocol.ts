@@ -129,6 +129,8 @@ export interface RenameRequest { src: string, dst: string, noReplace?: boolean }
 export interface SymlinkRequest { path: string, target: string }
 export interface SetattrRequest {
   path: string
+  /** Change a final symlink itself, not its target (lchown/lutimes; FUSE paths arrive resolved). */
+  nofollow?: boolean
   mode?: number
   uid?: number
   gid?: number

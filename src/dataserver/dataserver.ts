@@ -7,7 +7,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { SystemClock, type Clock } from '../common/clock.js'
 import { requireSecret, splitHostPort, type HissConfig } from '../common/config.js'
-import { HissError } from '../common/errors.js'
+import { HissError, fromNodeError } from '../common/errors.js'
 import { errorMiddleware, createJsonApp, listen, notFoundHandler, type RunningServer } from '../common/http-server.js'
 import { createLogger, type Logger } from '../common/log.js'
 import type { StorageReport } from '../common/protocol.js'
@@ -137,7 +137,7 @@ export class DataServer {
     } catch (err) {
       await this.server?.close()
       this.lock.release()
-      throw err
+      throw fromNodeError(err, `starting dataserver on ${this.address}`)
     }
   }
 

@@ -214,7 +214,9 @@ export class HissFuseFs {
     const c = await this.deps.pool.forCaller(ctx)
     let st: FileStat
     try {
-      st = await c.setattr(path, attrs)
+      // The kernel resolved every symlink already: a final symlink here is the one to
+      // change (lchown, utimensat with AT_SYMLINK_NOFOLLOW).
+      st = await c.setattr(path, { ...attrs, nofollow: true })
     } catch (err) {
       this.attrs.delete(path)
       throw err

@@ -76,15 +76,23 @@ export class BlockMap {
     this.corruptMarks.get(dsId)?.delete(blockId)
   }
 
-  /** The DataServer's complete replica list replaces what we knew of it. */
+  /**
+   * The DataServer's complete replica list replaces what we knew of it. Replicas known
+   * corrupt are the exception: a DataServer quarantines them and leaves them out of its
+   * reports, but they stay on its disk until we delete them or it receives a good copy.
+   */
   fullReport (dsId: string, tuples: ReadonlyArray<readonly [number, number, number]>): void {
     const reported = new Set<number>()
     for (const [id] of tuples) reported.add(id)
     for (const id of [...(this.byDs.get(dsId) ?? [])]) {
-      if (!reported.has(id)) this.removeReplica(dsId, id)
+      if (!reported.has(id) && this.replicas.get(id)?.get(dsId)?.corrupt !== true) this.removeReplica(dsId, id)
     }
     const marks = this.corruptMarks.get(dsId)
-    if (marks !== undefined) for (const id of [...marks.keys()]) if (!reported.has(id)) marks.delete(id)
+    if (marks !== undefined) {
+      for (const id of [...marks.keys()]) {
+        if (!reported.has(id) && this.replicas.get(id)?.get(dsId) === undefined) marks.delete(id)
+      }
+    }
     // Deletions already queued stay queued unless the replica is gone.
     const del = this.deletions.get(dsId)
     if (del !== undefined) for (const id of [...del.keys()]) if (!reported.has(id)) del.delete(id)
@@ -97,7 +105,10 @@ export class BlockMap {
     if (marks === undefined) { marks = new Map(); this.corruptMarks.set(dsId, marks) }
     marks.set(blockId, gen)
     const r = this.replicas.get(blockId)?.get(dsId)
-    if (r !== undefined && r.gen === gen) r.corrupt = true
+    if (r !== undefined && r.gen === gen) { r.corrupt = true; return }
+    // Not (or no longer) in our map, yet on its disk: track it so it is shown and handled.
+    const length = this.expected.get(blockId)?.length ?? 0
+    if (r === undefined && this.stateOf(blockId, { gen, length, corrupt: true }) === 'corrupt') this.addReplica(dsId, blockId, gen, length)
   }
 
   /** Forget every replica of a DataServer (dead or unregistered). */
@@ -133,6 +144,10 @@ export class BlockMap {
     for (const [id] of out) m.delete(id)
     if (m.size === 0) this.deletions.delete(dsId)
     return out
+  }
+
+  isDeletionQueued (dsId: string, blockId: number): boolean {
+    return this.deletions.get(dsId)?.has(blockId) === true
   }
 
   pendingDeletions (): number {

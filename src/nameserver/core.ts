@@ -85,6 +85,7 @@ export class NameServerCore {
       signWrite: b => this.signToken(b, 'w'),
       maxStreams: cfg['replication.max.streams'],
       pendingTimeoutMs: cfg['replication.pending.timeout.ms'],
+      deleteSettleMs: 2 * cfg['heartbeat.interval.ms'],
       log: this.log,
       random: this.random,
     })

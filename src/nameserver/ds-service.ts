@@ -29,7 +29,10 @@ export class DataServerService {
     const commands: DataServerCommand[] = core.registry.takeQueue(ds)
     if (!core.safeMode.active) {
       const dels = core.blocks.takeDeletions(req.id, MAX_DELETES_PER_HEARTBEAT)
-      if (dels.length > 0) commands.push({ type: 'delete', blocks: dels })
+      if (dels.length > 0) {
+        commands.push({ type: 'delete', blocks: dels })
+        core.monitor.deletionsSent(req.id, dels, now)
+      }
     }
     // The report promised at registration did not arrive: ask again.
     if (ds.fullReportAt === undefined && now - ds.reportAskedAt >= 2 * core.cfg['heartbeat.interval.ms']) {

@@ -268,8 +268,8 @@ export class Namespace {
     return this.toStat(this.store.get(node.ino)!)
   }
 
-  setattr (path: string, who: Identity, a: SetattrInput): FileStat {
-    const node = this.lookup(path, who, true)
+  setattr (path: string, who: Identity, a: SetattrInput, followFinal = true): FileStat {
+    const node = this.lookup(path, who, followFinal)
     const next: InodeRow = { ...node }
     const enforce = this.perms.enabled
     const superuser = !enforce || this.perms.isSuperuser(who)

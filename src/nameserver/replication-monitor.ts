@@ -23,6 +23,11 @@ export interface ReplicationMonitorOptions {
   signWrite: (b: BlockRef) => string
   maxStreams: number
   pendingTimeoutMs: number
+  /**
+   * How long after a delete command for a block was sent to a DataServer that it must
+   * not be a replication target for that block (the delete could remove the new copy).
+   */
+  deleteSettleMs: number
   log: Logger
   random?: Random
 }
@@ -31,6 +36,8 @@ export interface MonitorResult { replicationsQueued: number, replicasTrimmed: nu
 
 export class ReplicationMonitor {
   private readonly pending = new Map<number, PendingReplication[]>()
+  /** blockId -> DataServer -> until when it is not a target (a delete was just sent). */
+  private readonly recentDeletes = new Map<number, Map<string, number>>()
 
   constructor (private readonly o: ReplicationMonitorOptions) {}
 
@@ -71,6 +78,23 @@ export class ReplicationMonitor {
 
   forget (blockId: number): void { this.pending.delete(blockId) }
 
+  /** Delete commands went out in a heartbeat reply to `dsId`. */
+  deletionsSent (dsId: string, dels: ReadonlyArray<readonly [number, number]>, now: number): void {
+    for (const [id] of dels) {
+      let m = this.recentDeletes.get(id)
+      if (m === undefined) { m = new Map(); this.recentDeletes.set(id, m) }
+      m.set(dsId, now + this.o.deleteSettleMs)
+    }
+  }
+
+  /** DataServers that must not receive a copy of this block now. */
+  private blockedTargets (id: number, now: number): Set<string> {
+    const out = this.pendingTargets(id)
+    for (const [ds, until] of this.recentDeletes.get(id) ?? []) if (until > now) out.add(ds)
+    for (const d of this.o.registry.all()) if (this.o.blocks.isDeletionQueued(d.id, id)) out.add(d.id)
+    return out
+  }
+
   private setPending (blockId: number, list: PendingReplication[]): void {
     if (list.length === 0) this.pending.delete(blockId)
     else this.pending.set(blockId, list)
@@ -80,6 +104,10 @@ export class ReplicationMonitor {
     const { blocks, registry } = this.o
     const result: MonitorResult = { replicationsQueued: 0, replicasTrimmed: 0, corruptDeleted: 0 }
     for (const [id, list] of [...this.pending]) this.setPending(id, list.filter(p => p.deadline > now))
+    for (const [id, m] of [...this.recentDeletes]) {
+      for (const [ds, until] of [...m]) if (until <= now) m.delete(ds)
+      if (m.size === 0) this.recentDeletes.delete(id)
+    }
 
     const isLive = (ds: string): boolean => registry.isLive(ds)
     const needs: Array<{ id: number, live: string[] }> = []
@@ -93,7 +121,9 @@ export class ReplicationMonitor {
         result.replicasTrimmed += this.trim(id, live, live.length - exp.replication)
       }
       if (live.length >= exp.replication) {
+        const pendingTo = this.pendingTargets(id)
         for (const ds of blocks.holders(id, isLive, 'corrupt')) {
+          if (pendingTo.has(ds)) continue // a fresh copy is on its way there and replaces it
           blocks.deleteReplica(ds, id)
           result.corruptDeleted++
         }
@@ -117,16 +147,20 @@ export class ReplicationMonitor {
       .sort((a, b) => (this.streamsOf(a.id) - this.streamsOf(b.id)) || (a.activeStreams - b.activeStreams))
     const source = sources[0]
     if (source === undefined) return false
-    const pendingTargets = this.pendingTargets(id)
-    const exclude = new Set<string>([...blocks.replicasOf(id).keys(), ...pendingTargets])
+    const want = exp.replication - live.length - this.pendingTargets(id).size
+    const blocked = this.blockedTargets(id, now)
+    const holders = blocks.replicasOf(id)
+    const corruptHolders = [...holders].filter(([, r]) => blocks.stateOf(id, r) === 'corrupt').map(([ds]) => ds)
     const usedHosts = new Set(live.map(ds => registry.get(ds)?.host).filter((h): h is string => h !== undefined))
-    let targets: DataServerInfo[]
-    try {
-      targets = chooseTargets(registry.all(), { count: exp.replication - live.length - pendingTargets.size, bytes: exp.length, exclude, usedHosts }, this.o.random)
-    } catch {
-      return false // nowhere to put it now; the next pass tries again
+    const targets = this.choose(want, new Set([...holders.keys(), ...blocked]), usedHosts, exp.length)
+    if (targets.length < want && corruptHolders.length > 0) {
+      // A DataServer whose copy is corrupt may take a fresh copy (it replaces the
+      // quarantined one): on a small cluster it may be the only place left.
+      const exclude = new Set([...holders.keys(), ...blocked, ...targets.map(t => t.id)].filter(ds => !corruptHolders.includes(ds) || blocked.has(ds)))
+      for (const t of targets) { exclude.add(t.id); usedHosts.add(t.host) }
+      targets.push(...this.choose(want - targets.length, exclude, usedHosts, exp.length))
     }
-    if (targets.length === 0) return false
+    if (targets.length === 0) return false // nowhere to put it now; the next pass tries again
     for (const t of targets) t.scheduledBytes += exp.length
     const block: BlockRef = { id, gen: exp.gen, length: exp.length }
     const refs: DataServerRef[] = targets.map(t => ({ id: t.id, address: t.address }))
@@ -136,6 +170,14 @@ export class ReplicationMonitor {
     this.pending.set(id, list)
     this.o.log.debug('replication queued', { block: id, source: source.id, targets: refs.map(r => r.id) })
     return true
+  }
+
+  private choose (count: number, exclude: Set<string>, usedHosts: Set<string>, bytes: number): DataServerInfo[] {
+    try {
+      return chooseTargets(this.o.registry.all(), { count, bytes, exclude, usedHosts }, this.o.random)
+    } catch {
+      return []
+    }
   }
 
   /** Delete `excess` replicas: first where a host holds two, then from the fullest DataServer. */

@@ -5,7 +5,8 @@ import { HissError } from '../common/errors.js'
 import { HEADER_GIDS, HEADER_UID } from '../common/protocol.js'
 import { NOBODY, type Identity } from './permissions.js'
 
-const MAX_GROUPS = 256
+// The 16 KiB header limit is the real bound; this only stops absurd lists early.
+const MAX_GROUPS = 4096
 const ID = /^\d{1,10}$/
 
 function parseId (s: string, what: string): number {

@@ -68,8 +68,8 @@ export function nsRouter (core: NameServerCore): Router {
   })
   r.post('/setattr', (req, res) => {
     const b = s.parse(s.setattrBody, req.body)
-    const { path, ...attrs } = b
-    res.json({ stat: ns.setattr(normalizePath(path), identityFrom(req), attrs) })
+    const { path, nofollow, ...attrs } = b
+    res.json({ stat: ns.setattr(normalizePath(path), identityFrom(req), attrs, nofollow !== true) })
   })
   r.post('/setrep', (req, res) => {
     const b = s.parse(s.setrepBody, req.body)

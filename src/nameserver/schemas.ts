@@ -30,6 +30,7 @@ export const symlinkBody = z.object({
 }).strict()
 export const setattrBody = z.object({
   path,
+  nofollow: z.boolean().optional(),
   mode: mode.optional(),
   uid: id32.optional(),
   gid: id32.optional(),

@@ -49,8 +49,11 @@ t.test('DataServer restarts', async t => {
       const f = await c.fsck('/')
       return liveOn(f, '/a', ds.id) === 0 && f.underReplicated > 0 ? f : undefined
     }, { timeoutMs: 15000, what: 'its replicas to stop counting' })
-    t.equal(degraded.healthy, false, 'fsck unhealthy while it is down')
-    t.equal((await c.cli(['fsck', '/'])).code, 1, 'fsck exits 1 when not healthy')
+    t.equal(degraded.underReplicated, 5, 'fsck: all 5 blocks under-replicated while it is down')
+    t.equal(degraded.missing, 0, 'but none missing')
+    const human = await c.cli(['fsck', '/'])
+    t.equal(human.code, 0, 'under-replicated alone is still healthy (as in HDFS): fsck exits 0')
+    t.match(human.stdout.toString(), /UNDER-REPLICATED/, 'fsck names the under-replicated blocks')
     t.equal(sha256((await c.cli(['cat', '/a'])).stdout), sha256(a), 'still readable from the other two')
 
     await c.restartDataServer(0)
@@ -98,5 +101,26 @@ t.test('DataServer restarts', async t => {
     for (const b of f2.entries.find(e => e.path === '/victim')?.blocks ?? []) {
       t.notOk(doomed.has(b.id) && held.some(h => h.id === b.id && h.gen === b.gen), `block ${b.id} gen ${b.gen} is not a stale one`)
     }
+  })
+
+  await t.test('a block whose only replica is down is missing until its DataServer returns', async t => {
+    const solo = randomData(100 * KiB)
+    await writeFile(join(local, 'solo'), solo)
+    t.equal((await c.cli(['put', '-r', '1', join(local, 'solo'), '/solo'])).code, 0, 'put -r 1')
+    const f = await c.fsck('/solo')
+    const holderId = f.entries[0]?.blocks[0]?.replicas.find(r => r.state === 'live')?.dataserver
+    const holder = c.dataServers.findIndex(d => d.id === holderId)
+    t.ok(holder >= 0, `the single replica is on dataserver-${holder}`)
+    await c.killDataServer(holder, 'SIGKILL')
+    await waitUntil(async () => (await c.fsck('/solo')).missing === 1 || undefined, { timeoutMs: 15000, what: 'the block to be missing' })
+    const bad = await c.cli(['fsck', '/solo'])
+    t.equal(bad.code, 1, 'fsck exits 1 with a missing block')
+    t.match(bad.stdout.toString(), /MISSING[\s\S]*Status: CORRUPT/, 'and says so')
+    const cat = await c.cli(['cat', '/solo'], { timeoutMs: 60000 })
+    t.equal(cat.code, 1, 'cat of a file with a lost block fails')
+    t.match(cat.stderr, /^hissdfs: cat: \/solo: [^\n]+\n$/, `with one line: ${cat.stderr.trim()}`)
+    await c.restartDataServer(holder)
+    await waitUntil(async () => (await c.fsck('/solo')).healthy || undefined, { timeoutMs: 20000, what: 'the block to be back' })
+    t.equal(sha256((await c.cli(['cat', '/solo'])).stdout), sha256(solo), 'readable again once its DataServer is back')
   })
 })

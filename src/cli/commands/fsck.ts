@@ -1,5 +1,6 @@
 // `hissdfs fsck [PATH] [--json]`: check the replicas of every block under PATH.
-// Exit 0 when healthy, 1 when any block is missing, corrupt or under-replicated.
+// Exit 0 when healthy, 1 when any block is missing or corrupt (under-replicated blocks
+// are listed but, as in HDFS, do not make the file system unhealthy).
 import type { Command } from 'commander'
 import type { FsckReply } from '../../common/protocol.js'
 import { clientAction, onPath } from '../run-client.js'
@@ -33,7 +34,7 @@ export function describeFsck (r: FsckReply): string[] {
 
 export function registerFsck (program: Command): void {
   program.command('fsck')
-    .description('check block health under PATH (default /); exit 1 if not healthy')
+    .description('check block health under PATH (default /); exit 1 if a block is missing or corrupt')
     .option('--json', 'print the FsckReply as JSON')
     .argument('[path]', 'remote path', '/')
     .action(clientAction<{ json?: boolean }>('fsck', async (ctx, args, opts) => {

@@ -136,3 +136,49 @@ t.test('safe mode with a threshold below one, and with no blocks', async t => {
   ds0.register(mine)
   t.equal(core.safeMode.active, mine.length / 4 < 0.5, `left iff ${mine.length}/4 blocks >= threshold`)
 })
+
+t.test('a quarantined replica stays visible; with no spare its DataServer gets a fresh copy', async t => {
+  const { core } = makeCore(t, { 'replication': 3 })
+  const dss = cluster(core, 3)
+  const { blocks } = await writeFile(core, dss, '/f', [10])
+  const b = blocks[0]!
+  const [bad, ...good] = dss as [FakeDs, FakeDs, FakeDs]
+  bad.corrupt([b.id, b.gen])
+  bad.report([]) // quarantined replicas are left out of full reports
+  t.equal(fsck(core, '/', ROOT).corrupt, 1, 'still shown as corrupt after a full report')
+  t.equal(clusterReport(core).blocks.corrupt, 1)
+  core.runReplication()
+  const reps = good.flatMap(d => d.heartbeat()).filter(c => c.type === 'replicate')
+  t.equal(reps.length, 1)
+  t.same(reps[0]!.type === 'replicate' && reps[0]!.targets.map(x => x.id), [bad.id], 'the only place left is the corrupt holder')
+  t.same(deletesIn(bad.heartbeat()), [], 'no delete races with the fresh copy')
+  bad.received([b.id, b.gen, 10])
+  const f = fsck(core, '/', ROOT)
+  t.equal(f.healthy, true)
+  t.same(f.entries[0]!.blocks[0]!.replicas.map(r => r.state), ['live', 'live', 'live'])
+  core.runReplication()
+  t.same(deletesIn(bad.heartbeat()), [], 'nothing to delete afterwards')
+})
+
+t.test('a DataServer is not a replication target while a delete of that block is in flight', async t => {
+  const { core, clock } = makeCore(t, { 'replication': 2 })
+  const dss = cluster(core, 3)
+  const { blocks, holders } = await writeFile(core, dss, '/f', [10])
+  const b = blocks[0]!
+  const spare = dss.find(d => !holders[0]!.includes(d.id))!
+  // The spare reports a stale copy: a delete is queued for it.
+  spare.received([b.id, b.gen - 1, 10])
+  const lost = dss.find(d => d.id === holders[0]![0])!
+  core.dataservers.unregister(lost.id)
+  core.runReplication()
+  const keeper = dss.find(d => d.id === holders[0]![1])!
+  t.same(keeper.heartbeat().filter(c => c.type === 'replicate'), [], 'spare has a queued delete: not a target yet')
+  t.same(deletesIn(spare.heartbeat()), [[b.id, b.gen - 1]])
+  clock.advance(1000)
+  core.runReplication()
+  t.same(keeper.heartbeat().filter(c => c.type === 'replicate'), [], 'delete just sent: still not a target')
+  clock.advance(1500)
+  core.runReplication()
+  const reps = keeper.heartbeat().filter(c => c.type === 'replicate')
+  t.same(reps.map(c => c.type === 'replicate' && c.targets[0]!.id), [spare.id], 'after the settle time it is')
+})

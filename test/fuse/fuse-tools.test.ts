@@ -1,0 +1,116 @@
+// Everyday tools on a real mount: tar xf of a real source tree then diff -r, rsync -a
+// twice (the second run transfers nothing), git init/add/commit/log/fsck, and the
+// namespace operations people type: mv over a file, mv of a directory, rm -r,
+// ln -s/readlink, chmod/stat, touch -d/stat, chown.
+import t, { type Test } from 'tap'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fuseSkipReason, isMounted, REPO_ROOT, sh, shOk, startFuseCluster } from '../helpers/mount.js'
+
+/** A real source tree of a few thousand files, packed at test time. */
+const TREE_CANDIDATES = ['node_modules/@tapjs', 'node_modules/zod']
+
+async function suite (t: Test): Promise<void> {
+  const { mount } = await startFuseCluster(t, { dataServers: 3, blockSize: 1024 * 1024 })
+  const M = mount.dir
+  const local = await mkdtemp(join(tmpdir(), 'hiss-fuse-tools-'))
+  t.teardown(() => rm(local, { recursive: true, force: true }))
+  const q = (p: string): string => JSON.stringify(p)
+
+  await t.test('tar xf of a source tree, then diff -r is clean', { timeout: 900_000 }, async t => {
+    const tree = TREE_CANDIDATES.map(p => join(REPO_ROOT, p)).find(p => existsSync(p))
+    if (tree === undefined) { t.pass('skipped: no source tree found in node_modules'); return }
+    const tarball = join(local, 'tree.tar')
+    await shOk(`tar cf ${q(tarball)} -C ${q(join(tree, '..'))} ${q(tree.split('/').pop()!)}`)
+    const entries = (await shOk(`tar tf ${q(tarball)} | wc -l`)).trim()
+    t.comment(`extracting ${entries} entries of ${tree}`)
+    await shOk(`mkdir ${q(join(M, 'tree'))} && tar xf ${q(tarball)} -C ${q(join(M, 'tree'))}`, { timeoutMs: 800_000 })
+    const d = await sh(`diff -r ${q(tree)} ${q(join(M, 'tree', tree.split('/').pop()!))}`, { timeoutMs: 600_000 })
+    t.equal(d.code, 0, `diff -r clean${d.code === 0 ? '' : ': ' + (d.stdout + d.stderr).slice(0, 2000)}`)
+  })
+
+  await t.test('rsync -a in, then a second rsync transfers nothing', { timeout: 600_000 }, async t => {
+    // A private copy, so nobody edits the source between the two runs.
+    const src = join(local, 'rsync-src')
+    await shOk(`mkdir -p ${q(src)} && cp -a ${q(join(REPO_ROOT, 'src'))}/. ${q(src)}/ && ln -s common ${q(join(src, 'link-to-common'))}`)
+    await shOk(`touch -d '2020-05-06 07:08:09.123456789' ${q(join(src, 'common'))}`)
+    await shOk(`rsync -a ${q(src)}/ ${q(join(M, 'rs'))}/`, { timeoutMs: 500_000 })
+    const again = await shOk(`rsync -a --itemize-changes ${q(src)}/ ${q(join(M, 'rs'))}/`, { timeoutMs: 300_000 })
+    t.equal(again.trim(), '', 'second rsync itemizes no change')
+    t.equal((await sh(`diff -r ${q(src)} ${q(join(M, 'rs'))}`)).code, 0, 'diff -r clean')
+  })
+
+  await t.test('git init/add/commit/log/fsck inside the mount', { timeout: 600_000 }, async t => {
+    const repo = join(M, 'repo')
+    const git = 'git -c user.email=test@example.com -c user.name=Test -c init.defaultBranch=main'
+    await shOk(`mkdir ${q(repo)} && cd ${q(repo)} && ${git} init -q . && cp -r ${q(join(REPO_ROOT, 'src', 'common'))} . && ${git} add . && ${git} commit -qm first`, { timeoutMs: 300_000 })
+    await shOk(`cd ${q(repo)} && echo '// change' >> common/errors.ts && ${git} commit -qam second`, { timeoutMs: 120_000 })
+    const log = await shOk(`cd ${q(repo)} && ${git} log --oneline`)
+    t.equal(log.trim().split('\n').length, 2, 'two commits in the log')
+    const fsck = await sh(`cd ${q(repo)} && ${git} fsck --full --strict`, { timeoutMs: 120_000 })
+    t.equal(fsck.code, 0, `git fsck clean ${fsck.stderr}`)
+    t.equal((await shOk(`cd ${q(repo)} && ${git} status --porcelain`)).trim(), '', 'clean work tree')
+  })
+
+  await t.test('mv over an existing file, mv of a directory, rm -r', async t => {
+    await writeFile(join(M, 'a.txt'), 'A')
+    await writeFile(join(M, 'b.txt'), 'B')
+    const inoA = (await stat(join(M, 'a.txt'))).ino
+    await shOk(`mv ${q(join(M, 'a.txt'))} ${q(join(M, 'b.txt'))}`)
+    t.equal(await readFile(join(M, 'b.txt'), 'utf8'), 'A', 'mv replaced the target')
+    t.equal((await stat(join(M, 'b.txt'))).ino, inoA, 'inode number kept across the rename')
+    t.notOk(existsSync(join(M, 'a.txt')), 'source name gone')
+    await shOk(`mkdir -p ${q(join(M, 'd1/d2/d3'))} && echo deep > ${q(join(M, 'd1/d2/d3/f'))}`)
+    await shOk(`mv ${q(join(M, 'd1'))} ${q(join(M, 'moved'))}`)
+    t.equal(await readFile(join(M, 'moved/d2/d3/f'), 'utf8'), 'deep\n', 'directory moved with its contents')
+    await shOk(`rm -r ${q(join(M, 'moved'))}`)
+    t.notOk(existsSync(join(M, 'moved')), 'rm -r removed the tree')
+    const r = await sh(`rmdir ${q(join(M, 'rs'))}`)
+    t.not(r.code, 0, 'rmdir of a non-empty directory fails')
+    t.match(r.stderr, /not empty/i)
+  })
+
+  await t.test('ln -s and readlink', async t => {
+    await writeFile(join(M, 'target.txt'), 'T')
+    await shOk(`ln -s target.txt ${q(join(M, 'link'))}`)
+    t.equal(await readlink(join(M, 'link')), 'target.txt')
+    t.equal((await shOk(`readlink ${q(join(M, 'link'))}`)).trim(), 'target.txt')
+    t.equal(await readFile(join(M, 'link'), 'utf8'), 'T', 'reads through the link')
+    t.equal((await shOk(`stat -c %F ${q(join(M, 'link'))}`)).trim(), 'symbolic link')
+  })
+
+  await t.test('chmod, chown, touch -d and stat', async t => {
+    const f = join(M, 'perm.txt')
+    await writeFile(f, 'x')
+    await shOk(`chmod 640 ${q(f)}`)
+    t.equal((await shOk(`stat -c %a ${q(f)}`)).trim(), '640')
+    await shOk(`chmod u+x,g-r ${q(f)}`)
+    t.equal((await shOk(`stat -c %a ${q(f)}`)).trim(), '700')
+    await shOk(`chown 1234:2345 ${q(f)}`)
+    t.equal((await shOk(`stat -c %u:%g ${q(f)}`)).trim(), '1234:2345')
+    await shOk(`touch -d '2001-02-03 04:05:06.123456789' ${q(f)}`)
+    t.equal((await shOk(`stat -c %y ${q(f)}`)).trim(), '2001-02-03 04:05:06.123456789 +0000', 'mtime with nanoseconds')
+    await shOk(`touch -m -d '2011-12-13 14:15:16.5' ${q(f)}`)
+    t.equal((await shOk(`stat -c '%x|%y' ${q(f)}`)).trim(), '2001-02-03 04:05:06.123456789 +0000|2011-12-13 14:15:16.500000000 +0000', 'touch -m leaves atime alone')
+    await shOk(`mkdir ${q(join(M, 'dd'))} && touch -d 2000-01-01 ${q(join(M, 'dd'))} && touch ${q(join(M, 'dd/new'))}`)
+    t.not((await shOk(`stat -c %Y ${q(join(M, 'dd'))}`)).trim(), '946684800', 'creating an entry updates the directory mtime')
+  })
+
+  await t.test('fusermount -u unmounts and the process exits 0', async t => {
+    await shOk(`fusermount -u ${q(M)}`)
+    const r = await Promise.race([mount.exited, new Promise<'timeout'>(resolve => setTimeout(() => resolve('timeout'), 20_000))])
+    t.not(r, 'timeout', 'the process exits')
+    if (r !== 'timeout') t.equal(r.code, 0, 'exit code 0')
+    t.notOk(await isMounted(M), 'no mount left behind')
+  })
+}
+
+const skip = fuseSkipReason()
+if (skip !== undefined) {
+  t.comment(`skipping FUSE tests: ${skip}`)
+  t.pass(`skipped: ${skip}`)
+} else {
+  await t.test('FUSE with everyday tools', async t => { await suite(t) })
+}
