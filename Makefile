@@ -55,6 +55,7 @@ test-fuse: build
 	@bash test/run-tests.sh dist/test/fuse
 
 # Benchmark against the local disk, bindfs and MooseFS, side by side (root; installs
-# bindfs, MooseFS and fio from Debian when missing). QUICK=1: reduced, a few minutes.
+# bindfs, MooseFS and fio from Debian when missing). QUICK=1: reduced, a few minutes;
+# REPS=N overrides the number of reps.
 bench: deps
-	@bash bench/bench.sh $(if $(filter-out 0,$(QUICK)),--quick)
+	@bash bench/bench.sh $(if $(filter-out 0,$(QUICK)),--quick) $(if $(REPS),--reps=$(REPS))

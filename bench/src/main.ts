@@ -3,7 +3,7 @@
 // data under bench/work/run, runs the same workloads on each (systems interleaved rep
 // by rep), tears everything down (also on failure or Ctrl-C), and writes one report to
 // bench/results/{full,quick}.{md,json}.
-// Usage: node dist/bench/src/main.js [--quick] [--no-hissdfs]
+// Usage: node dist/bench/src/main.js [--quick] [--reps=N] [--no-hissdfs]
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -50,6 +50,12 @@ async function clearStaleMounts (dir: string): Promise<void> {
 async function main (teardown: Teardown): Promise<number> {
   const args = process.argv.slice(2)
   const opts = benchOptions(args.includes('--quick'))
+  const repsArg = args.find((a) => a.startsWith('--reps='))
+  if (repsArg !== undefined) {
+    const n = Number(repsArg.slice('--reps='.length))
+    if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`bad ${repsArg}: expected 1..20`)
+    opts.reps = n
+  }
   const skipHiss = args.includes('--no-hissdfs')
   const work = join(repo, 'bench', 'work')
   const runDir = join(work, 'run')

@@ -43,6 +43,7 @@ export class NameServerCore {
   readonly writes: WriteService
   readonly dataservers: DataServerService
   private stopLoops: Array<() => void> = []
+  private closed = false
   /** Resolvers waiting for the next replica report (commits waiting for their blocks). */
   private reportWaiters = new Set<() => void>()
 
@@ -94,7 +95,11 @@ export class NameServerCore {
     this.checkSafeMode()
   }
 
+  get isClosed (): boolean { return this.closed }
+
   close (): void {
+    if (this.closed) return
+    this.closed = true
     this.stopTimers()
     for (const w of this.reportWaiters) w()
     this.reportWaiters.clear()

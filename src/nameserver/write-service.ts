@@ -152,6 +152,7 @@ export class WriteService {
       if (bad === undefined) break
       if (!bad.wait || core.clock.now() >= deadline) throw bad.err
       await core.nextReport(deadline - core.clock.now())
+      if (core.isClosed) throw HissError.EAGAIN('nameserver is shutting down')
       s = core.sessions.use(req.writeId, core.clock.now())
     }
     return this.apply(s, req)

@@ -79,6 +79,12 @@ async function suite (t: Test): Promise<void> {
     t.equal((await shOk(`readlink ${q(join(M, 'link'))}`)).trim(), 'target.txt')
     t.equal(await readFile(join(M, 'link'), 'utf8'), 'T', 'reads through the link')
     t.equal((await shOk(`stat -c %F ${q(join(M, 'link'))}`)).trim(), 'symbolic link')
+    // lutimes/lchown change the link itself, never its target.
+    await shOk(`touch -h -d '1999-09-09 09:09:09' ${q(join(M, 'link'))} && chown -h 4321:4321 ${q(join(M, 'link'))}`)
+    t.equal((await shOk(`stat -c '%Y %u' ${q(join(M, 'link'))}`)).trim(), '936868149 4321', 'link time and owner set')
+    t.not((await shOk(`stat -c '%Y %u' ${q(join(M, 'target.txt'))}`)).trim(), '936868149 4321', 'target untouched')
+    await shOk(`ln -s does-not-exist ${q(join(M, 'dangling'))} && touch -h -d 2000-01-01 ${q(join(M, 'dangling'))}`)
+    t.equal((await shOk(`stat -c %Y ${q(join(M, 'dangling'))}`)).trim(), '946684800', 'time set on a dangling link')
   })
 
   await t.test('chmod, chown, touch -d and stat', async t => {

@@ -46,9 +46,6 @@ export interface CoreHandle { core: NameServerCore, clock: ManualClock, cfg: His
 export function makeCore (t: TestLike, over: Partial<HissConfigInput> = {}, dir = t.testdir(), clock = new ManualClock()): CoreHandle {
   const cfg = parseConfig({ 'nameserver.address': '127.0.0.1:0', 'nameserver.root.dir': dir, ...BASE_CONFIG, ...over })
   const core = new NameServerCore(cfg, { clock, log: silentLogger, random: seeded() })
-  let closed = false
-  const close = core.close.bind(core)
-  core.close = () => { if (!closed) { closed = true; close() } }
   t.teardown(() => { core.close() })
   return { core, clock, cfg, dir }
 }

@@ -124,7 +124,23 @@ t.test('setrep down trims from the fullest DataServer; up adds replicas', async 
   core.runReplication()
   const reps = dss.flatMap(d => replicates(d.heartbeat()))
   t.equal(reps.length, 1)
-  t.equal(reps[0]!.targets.length, 2, 'two more replicas in one command (pipeline)')
+  const never = dss.find(d => !holders[0]!.includes(d.id))!
+  t.same(reps[0]!.targets.map(x => x.id), [never.id], 'the just-trimmed DataServer waits until its delete settled')
+  never.received([blocks[0]!.id, blocks[0]!.gen, 10])
+  clock.advance(2001)
+  core.runReplication()
+  const later = dss.flatMap(d => replicates(d.heartbeat()))
+  t.same(later.flatMap(r => r.targets.map(x => x.id)), [fullest[1]!.id], 'then it gets a copy again')
+
+  // Two missing replicas go out as one pipelined command.
+  const p = makeCore(t, { 'replication': 1 })
+  const pd = cluster(p.core, 3)
+  await writeFile(p.core, pd, '/g', [10], { replication: 1 })
+  p.core.ns.setrep('/g', ROOT, 3)
+  p.core.runReplication()
+  const piped = pd.flatMap(d => replicates(d.heartbeat()))
+  t.equal(piped.length, 1)
+  t.equal(piped[0]!.targets.length, 2, 'two more replicas in one command (pipeline)')
 })
 
 t.test('replicas spread over hosts when several exist', async t => {

@@ -1,0 +1,288 @@
+// The open-file write path without FUSE or servers: OpenFile over an in-memory fake of
+// the client (immutable blocks, block-list commits, leases), driven by random writes,
+// reads, truncates, fsyncs and closes against a plain Buffer model, including uploads
+// that fail. Also the attribute cache and the block cache on their own.
+import t, { type Test } from 'tap'
+import { Readable } from 'node:stream'
+import { ManualClock, SystemClock } from '../../src/common/clock.js'
+import { HissError } from '../../src/common/errors.js'
+import { silentLogger } from '../../src/common/log.js'
+import type { BlockRef, FileStat, LocatedBlock } from '../../src/common/protocol.js'
+import type { WriteSession } from '../../src/client/types.js'
+import { AttrCache } from '../../src/fuse/attr-cache.js'
+import { BlockCache } from '../../src/fuse/block-cache.js'
+import { OpenFile } from '../../src/fuse/open-file.js'
+import { Spool } from '../../src/fuse/spool.js'
+
+const BS = 64 * 1024
+
+/** One file's worth of a NameServer + DataServers, in memory. */
+class FakeFs {
+  readonly stored = new Map<string, Buffer>()
+  blocks: BlockRef[] = []
+  mtimeNs = '1000'
+  nextId = 1
+  commits = 0
+  leaseHeld = false
+  /** Probability that a storeBlock fails (after reading its stream). */
+  failRate = 0
+  reads = 0
+  private seed = 7
+
+  private rnd (): number { this.seed = (this.seed * 1103515245 + 12345) % 2147483648; return this.seed / 2147483648 }
+
+  get size (): number { return this.blocks.reduce((n, b) => n + b.length, 0) }
+
+  content (): Buffer {
+    return Buffer.concat(this.blocks.map(b => this.stored.get(`${b.id}:${b.gen}`)!))
+  }
+
+  stat (): FileStat {
+    return { ino: 5, type: 'file', mode: 0o644, uid: 0, gid: 0, size: this.size, nlink: 1, atimeNs: '0', mtimeNs: this.mtimeNs, ctimeNs: '0', replication: 1, blockSize: BS }
+  }
+
+  located (): LocatedBlock[] {
+    let off = 0
+    return this.blocks.map(b => { const l = { ...b, offset: off, locations: [], token: '' }; off += b.length; return l })
+  }
+
+  async getBlocks (): Promise<{ stat: FileStat, blocks: LocatedBlock[] }> {
+    return { stat: this.stat(), blocks: this.located() }
+  }
+
+  readBlock (block: LocatedBlock, offset: number, length: number): Readable {
+    this.reads++
+    const data = this.stored.get(`${block.id}:${block.gen}`)
+    if (data === undefined) return new Readable({ read () { this.destroy(HissError.from('BLOCK_LOST')) } })
+    return Readable.from([data.subarray(offset, offset + length)])
+  }
+
+  async openWrite (): Promise<WriteSession> {
+    if (this.leaseHeld) throw HissError.from('LEASE_HELD')
+    this.leaseHeld = true
+    const fs = this
+    let open = true
+    const allocated = new Set<string>()
+    return {
+      writeId: 'w',
+      ino: 5,
+      blockSize: BS,
+      replication: 1,
+      baseBlocks: this.located(),
+      baseSize: this.size,
+      async storeBlock (data: Readable | Buffer): Promise<BlockRef> {
+        const chunks: Buffer[] = []
+        if (Buffer.isBuffer(data)) chunks.push(data)
+        else for await (const c of data) chunks.push(c as Buffer)
+        const buf = Buffer.concat(chunks)
+        if (buf.length > BS) throw HissError.EINVAL('block too large')
+        if (fs.rnd() < fs.failRate) throw HissError.EIO('injected pipeline failure')
+        const ref = { id: fs.nextId++, gen: 1, length: buf.length }
+        fs.stored.set(`${ref.id}:1`, buf)
+        allocated.add(`${ref.id}:1`)
+        return ref
+      },
+      async commit (blocks: BlockRef[], opts?: { mtimeNs?: string, keepOpen?: boolean }): Promise<FileStat> {
+        if (!open) throw HissError.from('LEASE_EXPIRED')
+        const current = new Set(fs.blocks.map(b => `${b.id}:${b.gen}`))
+        for (const b of blocks) {
+          const k = `${b.id}:${b.gen}`
+          if (!current.has(k) && !allocated.has(k)) throw HissError.EINVAL(`unknown block ${k}`)
+          if (fs.stored.get(k)!.length !== b.length) throw HissError.EINVAL(`bad length for ${k}`)
+        }
+        fs.blocks = blocks.map(b => ({ ...b }))
+        if (opts?.mtimeNs !== undefined) fs.mtimeNs = opts.mtimeNs
+        fs.commits++
+        if (opts?.keepOpen !== true) { open = false; fs.leaseHeld = false }
+        return fs.stat()
+      },
+      async abort (): Promise<void> { open = false; fs.leaseHeld = false },
+    }
+  }
+
+  async stat2 (): Promise<FileStat> { return this.stat() }
+}
+
+function makeFile (fake: FakeFs, spool: Spool, readaheadBytes = 128 * 1024): OpenFile {
+  const cache = new BlockCache(fake, { capacityBytes: 512 * 1024, pieceBytes: 16 * 1024, log: silentLogger })
+  return new OpenFile({ client: fake, cache, spool, clock: new SystemClock(), log: silentLogger, readaheadBytes }, fake.stat(), '/f')
+}
+
+async function randomWorkout (t: Test, failRate: number): Promise<void> {
+  const fake = new FakeFs()
+  const spool = new Spool()
+  t.teardown(() => spool.destroy())
+  let file = makeFile(fake, spool)
+  file.refs = 1
+  let model = Buffer.alloc(0)
+  let seed = failRate > 0 ? 99 : 1
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+  let mismatches = 0
+  for (let i = 0; i < 400; i++) {
+    const op = rnd(20)
+    if (op < 9) {
+      const append = rnd(4) === 0
+      const data = Buffer.alloc(1 + rnd(150_000), i % 251)
+      for (let k = 0; k < data.length; k += 997) data[k] = rnd(256)
+      const pos = append ? model.length : rnd(400_000)
+      await file.write(data, pos, append)
+      const at = append ? model.length : pos
+      if (at + data.length > model.length) model = Buffer.concat([model, Buffer.alloc(at + data.length - model.length)])
+      data.copy(model, at)
+    } else if (op < 14) {
+      const len = 1 + rnd(200_000)
+      const pos = rnd(450_000)
+      const buf = Buffer.alloc(len)
+      const n = await file.read(buf, len, pos, { lastEnd: 0, raUntil: 0 })
+      const want = model.subarray(Math.min(pos, model.length), Math.min(pos + len, model.length))
+      if (n !== want.length || !buf.subarray(0, n).equals(want)) mismatches++
+    } else if (op < 16) {
+      const size = rnd(450_000)
+      await file.truncate(size)
+      model = size <= model.length ? model.subarray(0, size) : Buffer.concat([model, Buffer.alloc(size - model.length)])
+    } else if (op < 17) {
+      await file.fsync()
+      if (!fake.content().equals(model)) mismatches++
+    } else if (op < 19) {
+      await file.flush()
+      if (!fake.content().equals(model)) mismatches++
+    } else {
+      // Last close, then a fresh open of the same file (close-to-open).
+      await file.flush()
+      await file.closeLast()
+      await file.dispose()
+      file = makeFile(fake, spool)
+      file.refs = 1
+      file.applyRemote(fake.stat(), fake.located())
+    }
+    if (file.size !== model.length) mismatches++
+  }
+  await file.flush()
+  await file.closeLast()
+  t.equal(mismatches, 0, 'every read, size and commit matched the model')
+  t.ok(fake.content().equals(model), 'committed content equals the model')
+  t.notOk(fake.leaseHeld, 'lease given back on last close')
+  const lens = fake.blocks.map(b => b.length)
+  t.ok(lens.slice(0, -1).every(l => l === BS), 'every block but the last is full')
+  await file.dispose()
+  t.equal(spool.openFiles, 0, 'no spool file left open')
+}
+
+
+
+t.test('random writes, reads, truncates and commits match a model', async t => {
+  await randomWorkout(t, 0)
+})
+
+t.test('the same with one upload in four failing', async t => {
+  await randomWorkout(t, 0.25)
+})
+
+t.test('sequential writes stream blocks as they fill and commit once on flush', async t => {
+  const fake = new FakeFs()
+  const spool = new Spool()
+  t.teardown(() => spool.destroy())
+  const file = makeFile(fake, spool)
+  file.refs = 1
+  const chunk = Buffer.alloc(8192, 1)
+  for (let i = 0; i < 40; i++) await file.write(chunk, i * chunk.length, false)
+  t.equal(fake.commits, 0, 'nothing visible before close')
+  t.ok(fake.stored.size >= 4, `full blocks already uploaded while writing (${fake.stored.size})`)
+  await file.flush()
+  t.equal(fake.commits, 1, 'one commit on close')
+  t.equal(fake.size, 40 * 8192)
+  t.same(fake.blocks.map(b => b.length), [BS, BS, BS, BS, BS])
+  await file.closeLast()
+  await file.dispose()
+})
+
+t.test('appending to a partial last block copies only that block', async t => {
+  const fake = new FakeFs()
+  const spool = new Spool()
+  t.teardown(() => spool.destroy())
+  let file = makeFile(fake, spool)
+  file.refs = 1
+  await file.write(Buffer.alloc(BS * 2 + 100, 3), 0, false)
+  await file.flush()
+  await file.closeLast()
+  const before = fake.blocks.map(b => b.id)
+  file = makeFile(fake, spool)
+  file.refs = 1
+  file.applyRemote(fake.stat(), fake.located())
+  await file.write(Buffer.from('tail'), 0, true)
+  await file.flush()
+  const after = fake.blocks.map(b => b.id)
+  t.same(after.slice(0, 2), before.slice(0, 2), 'full blocks reused')
+  t.not(after[2], before[2], 'partial block rewritten')
+  t.equal(fake.content().subarray(-4).toString(), 'tail')
+  t.equal(fake.size, BS * 2 + 104)
+  await file.closeLast()
+  await file.dispose()
+})
+
+t.test('a second writer gets the lease error', async t => {
+  const fake = new FakeFs()
+  const spool = new Spool()
+  t.teardown(() => spool.destroy())
+  const a = makeFile(fake, spool)
+  const b = makeFile(fake, spool)
+  await a.write(Buffer.from('a'), 0, false)
+  await t.rejects(b.write(Buffer.from('b'), 0, false), { code: 'LEASE_HELD' })
+  await a.flush()
+  await a.dispose()
+  await b.dispose()
+})
+
+t.test('attribute cache: TTL, generations, trees and inodes', async t => {
+  const clock = new ManualClock()
+  const c = new AttrCache(clock, 1000)
+  const st = (ino: number, size = 0): FileStat => ({ ino, type: 'file', mode: 0o644, uid: 0, gid: 0, size, nlink: 1, atimeNs: '0', mtimeNs: '0', ctimeNs: '0', replication: 1, blockSize: BS })
+  c.set('/a', st(1))
+  t.equal(c.get('/a')?.ino, 1)
+  clock.advance(999)
+  t.ok(c.get('/a'), 'still fresh')
+  clock.advance(1)
+  t.equal(c.get('/a'), undefined, 'expired')
+  const gen = c.generation
+  c.delete('/x')
+  c.set('/a', st(1), gen)
+  t.equal(c.get('/a'), undefined, 'a lookup older than an invalidation is not cached')
+  c.set('/d', st(2)); c.set('/d/e', st(3)); c.set('/d/e/f', st(4)); c.set('/dd', st(5))
+  c.deleteTree('/d')
+  t.equal(c.get('/d/e/f'), undefined)
+  t.ok(c.get('/dd'), 'a sibling with the same prefix survives')
+  c.set('/p', st(6, 1)); c.set('/q', st(6, 1))
+  c.updateIno(st(6, 99))
+  t.equal(c.get('/p')?.size, 99)
+  t.equal(c.get('/q')?.size, 99)
+  c.deleteIno(6)
+  t.equal(c.get('/q'), undefined)
+})
+
+t.test('block cache: shared fetches, hits, bounded size, retry after failure', async t => {
+  const data = Buffer.alloc(100_000)
+  for (let i = 0; i < data.length; i++) data[i] = i % 253
+  const block: LocatedBlock = { id: 1, gen: 1, length: data.length, offset: 0, locations: [], token: '' }
+  let calls = 0
+  let failNext = false
+  const reader = {
+    readBlock (_b: LocatedBlock, offset: number, length: number): Readable {
+      calls++
+      if (failNext) { failNext = false; return new Readable({ read () { this.destroy(HissError.EIO('boom')) } }) }
+      return Readable.from([data.subarray(offset, offset + length)])
+    },
+  }
+  const cache = new BlockCache(reader, { capacityBytes: 40_000, pieceBytes: 10_000, log: silentLogger })
+  const a = Buffer.alloc(25_000)
+  const b = Buffer.alloc(25_000)
+  await Promise.all([cache.read(block, 1, 5_000, 25_000, a, 0), cache.read(block, 1, 5_000, 25_000, b, 0)])
+  t.ok(a.equals(data.subarray(5_000, 30_000)) && b.equals(a), 'bytes right')
+  t.equal(calls, 1, 'two concurrent readers share one ranged fetch')
+  await cache.read(block, 1, 12_000, 100, a, 0)
+  t.equal(calls, 1, 'hit')
+  t.ok(cache.cachedBytes <= 40_000, 'bounded')
+  failNext = true
+  const c = Buffer.alloc(10_000)
+  await cache.read(block, 1, 90_000, 10_000, c, 0)
+  t.ok(c.equals(data.subarray(90_000)), 'a failed fetch is retried')
+})
