@@ -363,6 +363,12 @@ export class OpenFile {
       this.sizeBytes = 0
       return
     }
+    const cut = this.slotIndex(newSize - 1)
+    const cutSlot = this.slots[cut]!
+    if (cutSlot.kind === 'stored' && newSize - this.offsets[cut]! < slotLength(cutSlot)) {
+      // Its head must be read back for the copy: commit while the list is still whole.
+      await this.commitLocked(true)
+    }
     const idx = this.slotIndex(newSize - 1)
     for (const s of this.slots.splice(idx + 1)) this.dropSlot(s)
     this.reindex()

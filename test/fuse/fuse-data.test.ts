@@ -9,6 +9,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fuseSkipReason, isMounted, sh, shOk, startFuseCluster } from '../helpers/mount.js'
 
+
+/** mulberry32: a small deterministic PRNG; rnd(n) is an integer in [0, n). */
+function prng (seed: number): (n: number) => number {
+  let a = seed >>> 0
+  return (n: number): number => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return (((x ^ (x >>> 14)) >>> 0) % n)
+  }
+}
+
 const MiB = 1024 * 1024
 
 function md5 (b: Buffer): string {
@@ -96,8 +109,7 @@ async function suite (t: Test): Promise<void> {
   await t.test('random reads and writes on one handle match a local twin', { timeout: 300_000 }, async t => {
     const fm = await open(join(M, 'random.bin'), 'w+')
     const fl = await open(join(local, 'random.bin'), 'w+')
-    let seed = 42
-    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+    const rnd = prng(42)
     let mismatches = 0
     try {
       for (let i = 0; i < 200; i++) {

@@ -141,17 +141,20 @@ export async function startMount (t: TestLike, cfg: HissConfig, opts: MountOptio
   let stopping: Promise<{ code: number | null, signal: NodeJS.Signals | null }> | undefined
   const stop = (): Promise<{ code: number | null, signal: NodeJS.Signals | null }> => {
     stopping ??= (async () => {
+      // Only a process that got as far as mounting may be cleaned up after: a refused
+      // start on a busy mountpoint must never unmount whoever is there.
+      const ours = out.includes('mounted at')
       if (!done && proc.pid !== undefined) {
         proc.kill('SIGTERM')
         const timer = new Promise<'timeout'>(resolve => { const h = setTimeout(() => resolve('timeout'), MOUNT_STOP_TIMEOUT_MS); h.unref() })
         if (await Promise.race([exited, timer]) === 'timeout') {
           t.comment(`mount ${dir} did not exit on SIGTERM; forcing`)
-          await sh(`fusermount -u -z ${JSON.stringify(dir)}`, { timeoutMs: 10_000 })
+          if (ours) await sh(`fusermount -u -z ${JSON.stringify(dir)}`, { timeoutMs: 10_000 })
           proc.kill('SIGKILL')
         }
       }
       const r = await exited
-      if (await isMounted(dir).catch(() => false)) {
+      if (ours && await isMounted(dir).catch(() => false)) {
         t.comment(`mount ${dir} still mounted after the process ended; lazy unmount`)
         await sh(`fusermount -u -z ${JSON.stringify(dir)} || umount -l ${JSON.stringify(dir)}`, { timeoutMs: 10_000 })
       }
