@@ -188,6 +188,14 @@ export class HissFuseFs {
     this.attrs.set(path, st)
   }
 
+  async link (_src: string, _dst: string, _ctx?: OpContext): Promise<void> {
+    // What file systems without hard links answer (tar and cp report it; git falls back to rename).
+    throw HissError.EPERM('hard links are not supported')
+  }
+
+  /** Every acknowledged namespace change is already durable on the NameServer. */
+  async fsyncdir (_path: string): Promise<void> {}
+
   async chmod (path: string, mode: number, ctx?: OpContext): Promise<void> {
     await this.setattr(path, { mode: mode & 0o7777 }, ctx)
   }

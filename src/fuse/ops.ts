@@ -52,6 +52,8 @@ export function createOps (fs: HissFuseFs, log: Logger): Fuse.Operations {
     fsync: (_path, datasync, fd, cb) => bridge(fs.fsync(fd, datasync), cb, () => `fsync ${fd}`),
     release: (_path, fd, cb) => bridge(fs.release(fd), cb, () => `release ${fd}`),
     truncate: (path, size, cb, c) => bridge(fs.truncate(path, size, c), cb, () => `truncate ${path} ${size}`),
+    fsyncdir: (path, _datasync, _fd, cb) => bridge(fs.fsyncdir(path), cb, () => `fsyncdir ${path}`),
+    link: (src, dst, cb, c) => bridge(fs.link(src, dst, c), cb, () => `link ${src} -> ${dst}`),
     ftruncate: (_path, fd, size, cb) => bridge(fs.ftruncate(fd, size), cb, () => `ftruncate ${fd} ${size}`),
   }
 }

@@ -4,7 +4,7 @@
 // file reads back, even from the full DataServer alone.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { startCluster } from '../helpers/cluster.js'
@@ -84,6 +84,8 @@ t.test('a DataServer on a full disk', { skip: reason ?? false }, async t => {
   const big = randomData(6 * MiB)
   await writeFile(join(local, 'big'), big)
   const r = await c.cli(['put', join(local, 'big'), '/big'], { timeoutMs: 120000 })
+  const fsStat = await statfs(full.dir)
+  t.comment(`tmpfs after the large put: ${(fsStat.bavail * fsStat.bsize / KiB).toFixed(0)} KiB free of 4096 KiB`)
   if (r.code === 0) {
     t.pass('the large put succeeded despite the full DataServer')
     t.equal(sha256((await c.cli(['cat', '/big'])).stdout), sha256(big), 'and reads back')
