@@ -1,6 +1,5 @@
 // A progress bar for put/get of large files, on stderr and only when stderr is a
 // terminal: scripts and pipes see nothing extra.
-import cliProgress from 'cli-progress'
 import { humanBytes } from './format.js'
 
 /** Below this size a transfer is too quick for a bar to help. */
@@ -13,8 +12,10 @@ export interface Progress {
 
 const NO_PROGRESS: Progress = { update () {}, stop () {} }
 
-export function createProgress (label: string, total: number | undefined, stream: NodeJS.WriteStream = process.stderr): Progress {
+export async function createProgress (label: string, total: number | undefined, stream: NodeJS.WriteStream = process.stderr): Promise<Progress> {
   if (stream.isTTY !== true || total === undefined || total < PROGRESS_MIN_BYTES) return NO_PROGRESS
+  // Loaded only for a terminal: scripts should not pay for it.
+  const { default: cliProgress } = await import('cli-progress')
   const bar = new cliProgress.SingleBar({
     stream,
     format: `${label} |{bar}| {percentage}% {done}/{size} {rate} ETA {eta_formatted}`,

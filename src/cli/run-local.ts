@@ -4,7 +4,7 @@
 // registered, mounts the cluster at ./mount (when the FUSE adapter is built), and on
 // Ctrl-C / SIGTERM stops everything in order: the mount, the DataServers, the
 // NameServer, each by PID. If any part dies on its own, the rest is stopped and the
-// exit code is 1.
+// exit code is 1. `--no-mount` skips the mount.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -162,6 +162,10 @@ async function waitForDataServers (want: number): Promise<void> {
 }
 
 async function mount (): Promise<void> {
+  if (process.argv.includes('--no-mount')) {
+    say('--no-mount: running without a mount (use the hissdfs CLI)')
+    return
+  }
   if (!existsSync(FUSE_MAIN)) {
     say(`${FUSE_MAIN} is not built: running without a mount (use the hissdfs CLI)`)
     return

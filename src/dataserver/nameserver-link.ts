@@ -159,12 +159,13 @@ export class NameServerLink {
   private async fullReport (): Promise<void> {
     // Taken now, at our turn in the channel: includes every replica reported before.
     const blocks = this.o.replicas()
-    const queued = [this.pendingReceived.length, this.pendingDeleted.length, this.pendingCorrupt.length] as const
+    const queued = [this.pendingReceived.length, this.pendingDeleted.length] as const
     await this.post('/v1/ds/blockreport', { id: this.o.id, blocks } satisfies BlockReportRequest)
     // Deltas queued before the snapshot are in it; later ones must still be sent.
+    // Corrupt replicas are never listed in a full report, so their reports stay queued.
     this.pendingReceived.splice(0, queued[0])
     this.pendingDeleted.splice(0, queued[1])
-    this.pendingCorrupt.splice(0, queued[2])
+    if (this.pendingCorrupt.length > 0) this.kickFlush()
   }
 
   // ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@
 // commit (flush on close, fsync with keepOpen) uploads what is pending and makes the
 // whole list the file's content in one NameServer transaction.
 import { HissError } from '../common/errors.js'
-import type { Clock } from '../common/clock.js'
+import { sleep, type Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
 import { nowNs } from '../common/paths.js'
 import type { BlockRef, FileStat, LocatedBlock } from '../common/protocol.js'
@@ -30,8 +30,10 @@ export const MAX_UPLOAD_LAG_BYTES = 4 * 1024 * 1024
 export const MAX_SEALED_UPLOADS = 2
 /** Parallel block uploads during a commit. */
 export const COMMIT_UPLOAD_PARALLEL = 2
-/** Attempts per pending block at commit (each re-reads the spool). */
-export const UPLOAD_ATTEMPTS = 3
+/** Attempts per pending block at commit (each re-reads the spool)... */
+export const UPLOAD_ATTEMPTS = 5
+/** ...with this pause before the second, doubling after (transient NO_DATASERVERS, a pipeline cut). */
+export const UPLOAD_RETRY_BASE_MS = 250
 
 export interface OpenFileDeps {
   /** The data-path client (the mount's own identity: the kernel checked the caller at open). */
@@ -523,6 +525,10 @@ export class OpenFile {
       const pending = this.slots.filter((s): s is PendingSlot => s.kind === 'local' || s.kind === 'zero')
       if (pending.length === 0) return
       if (attempt >= UPLOAD_ATTEMPTS) throw lastErr ?? HissError.EIO('block upload failed')
+      if (attempt > 0) {
+        this.deps.log.warn('retrying block uploads', { ino: this.ino, path: this.path, pending: pending.length, attempt, err: lastErr })
+        await sleep(this.deps.clock, UPLOAD_RETRY_BASE_MS * 2 ** (attempt - 1))
+      }
       let next = 0
       const worker = async (): Promise<void> => {
         while (next < pending.length) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseConfig } from '../../src/common/config.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
-import { fuseSkipReason, isMounted, MOUNT_MAIN, sh, shOk, startMount, type Mount } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, isMounted, MOUNT_MAIN, sh, shOk, startMount, type Mount } from '../helpers/mount.js'
 
 const MiB = 1024 * 1024
 
@@ -22,7 +22,7 @@ async function exitWithin (m: Mount, ms: number): Promise<{ code: number | null 
 }
 
 async function suite (t: Test): Promise<void> {
-  const cluster = await startCluster(t, { dataServers: 3, replication: 2, blockSize: MiB })
+  const cluster = await startCluster(t, { config: STABLE, dataServers: 3, replication: 2, blockSize: MiB })
   const a = await startMount(t, cluster.cfg)
   const b = await startMount(t, cluster.cfg)
   const q = (p: string): string => JSON.stringify(p)

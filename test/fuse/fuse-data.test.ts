@@ -7,7 +7,7 @@ import { randomBytes, createHash } from 'node:crypto'
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fuseSkipReason, isMounted, sh, shOk, startFuseCluster } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, isMounted, sh, shOk, startFuseCluster } from '../helpers/mount.js'
 
 
 /** mulberry32: a small deterministic PRNG; rnd(n) is an integer in [0, n). */
@@ -33,7 +33,7 @@ async function main (): Promise<void> {
 }
 
 async function suite (t: Test): Promise<void> {
-  const { mount } = await startFuseCluster(t, { dataServers: 3, blockSize: MiB })
+  const { mount } = await startFuseCluster(t, { config: STABLE, dataServers: 3, blockSize: MiB })
   const M = mount.dir
   const local = await mkdtemp(join(tmpdir(), 'hiss-fuse-local-'))
   t.teardown(() => rm(local, { recursive: true, force: true }))

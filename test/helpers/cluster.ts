@@ -35,6 +35,7 @@ export const TEST_TIMINGS = {
 const START_TIMEOUT_MS = 20000
 const KILL_GRACE_MS = 3000
 const LOG_TAIL_BYTES = 6000
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
 
 /** The slice of a tap Test the helper needs. */
 export interface TestLike {
@@ -169,6 +170,7 @@ export async function startCluster (t: TestLike, opts: ClusterOptions = {}): Pro
     await Promise.all([...procs].map(p => killProc(p)))
     for (const l of logs) l.end()
     process.off('exit', onExit)
+    for (const s of SIGNALS) process.off(s, onSignal)
   }
 
   t.teardown(async () => {
@@ -191,6 +193,14 @@ export async function startCluster (t: TestLike, opts: ClusterOptions = {}): Pro
     for (const c of spawned) { try { c.kill('SIGKILL') } catch {} }
   }
   process.on('exit', onExit)
+  // A signal ends the process without 'exit' handlers: kill the children first, then
+  // let the signal take its course (re-raised when nobody else handles it).
+  const onSignal = (sig: NodeJS.Signals): void => {
+    onExit()
+    for (const s of SIGNALS) process.off(s, onSignal)
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig)
+  }
+  for (const s of SIGNALS) process.on(s, onSignal)
 
   const base: Record<string, unknown> = {
     ...TEST_TIMINGS,

@@ -83,8 +83,12 @@ export function rawRequest (address: string, r: RawRequest): Promise<RawReply> {
   const { host, port } = splitHostPort(address)
   const keep = r.keepBytes ?? 64 * 1024
   const timeoutMs = r.timeoutMs ?? 15000
+  // Node frames a body of GET/HEAD/DELETE/OPTIONS only when told its length (else the
+  // bytes would follow unframed and read as a second request): always say it.
+  const headers: http.OutgoingHttpHeaders = { ...r.headers }
+  if (r.body !== undefined && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) headers['content-length'] = Buffer.byteLength(r.body)
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, method: r.method, path: r.path, headers: r.headers, agent: false }, res => {
+    const req = http.request({ host, port, method: r.method, path: r.path, headers, agent: false }, res => {
       const parts: Buffer[] = []
       let size = 0
       res.on('data', (c: Buffer) => {

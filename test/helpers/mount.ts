@@ -22,6 +22,17 @@ const MOUNT_START_TIMEOUT_MS = 30_000
 const MOUNT_STOP_TIMEOUT_MS = 30_000
 const OUTPUT_TAIL = 8000
 
+/**
+ * Cluster settings for FUSE tests: a DataServer is declared dead only after 15 s, so a
+ * loaded 2-core machine (tools, mounts and servers in one test) does not lose all of
+ * them to a late heartbeat mid-test. Failure tests here kill by closing a DataServer,
+ * which readers notice at once (connection refused), not through the NameServer.
+ */
+export const FUSE_TEST_CONFIG: Partial<HissConfigInput> = {
+  'heartbeat.dead.ms': 15_000,
+  'lease.timeout.ms': 30_000,
+}
+
 /** Why FUSE tests cannot run here, or undefined when they can. */
 export function fuseSkipReason (): string | undefined {
   if (!existsSync('/dev/fuse')) return '/dev/fuse is missing'

@@ -34,6 +34,7 @@ t.test('a whole cluster over TLS', { skip: opensslMissing() ?? false }, async t 
   await writeFile(local, data)
 
   await t.test('put and read back through the CLI and the client library', async t => {
+    t.equal((await c.cli(['mkdir', '/tls'])).code, 0, 'hissdfs mkdir over TLS')
     const put = await c.cli(['put', local, '/tls/data.bin'], { timeoutMs: 60000 })
     t.equal(put.code, 0, `hissdfs put over TLS ${put.stderr}`)
     const cat = await c.cli(['cat', '/tls/data.bin'], { timeoutMs: 60000 })

@@ -41,7 +41,7 @@ export function registerGet (program: Command): void {
       }
       const dest = await localDestination(local, remote)
       const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`
-      const progress = createProgress(`get ${remote}`, st.size)
+      const progress = await createProgress(`get ${remote}`, st.size)
       // Interrupted: leave no temp file behind.
       const onSignal = (): void => { unlink(tmp).catch(() => {}).finally(() => process.exit(130)) }
       process.once('SIGINT', onSignal)

@@ -58,7 +58,7 @@ export function registerPut (program: Command): void {
         remote = await onPath(remote, async () => intoDirectory(remote, local))
       }
       const input: Readable = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 })
-      const progress = createProgress(`put ${remote}`, size)
+      const progress = await createProgress(`put ${remote}`, size)
       try {
         await onPath(remote, () => ctx.fs.put(remote, input, {
           overwrite: opts.overwrite !== false,
