@@ -15,6 +15,8 @@ export interface DaemonHandle {
   /** Resolves to the bound address (`host:port`), or an object carrying it. */
   start (): Promise<unknown>
   close (): Promise<unknown>
+  /** A persistent server id, when the role has one (DataServers). */
+  readonly id?: string
 }
 
 export interface DaemonSpec {

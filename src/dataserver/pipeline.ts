@@ -27,7 +27,10 @@ export function parsePipeline (addresses: string | undefined, ids: string | unde
   for (let k = 0; k < as.length; k++) {
     const address = as[k]!
     const id = is[k]!
-    if (!ADDRESS.test(address)) throw HissError.BAD_REQUEST(`bad pipeline address ${JSON.stringify(address.slice(0, 100))}`)
+    // The port is range-checked too: Node throws synchronously on one over 65535, which
+    // would fail this whole write with a 500 instead of refusing the header.
+    const port = Number(address.slice(address.lastIndexOf(':') + 1))
+    if (!ADDRESS.test(address) || port < 1 || port > 65535) throw HissError.BAD_REQUEST(`bad pipeline address ${JSON.stringify(address.slice(0, 100))}`)
     if (!DS_ID.test(id)) throw HissError.BAD_REQUEST('bad pipeline dataserver id')
     if (id === selfId || out.some(h => h.id === id)) throw HissError.BAD_REQUEST('pipeline names a dataserver twice')
     out.push({ address, id })

@@ -64,10 +64,20 @@ async function run (mountpointArg: string, opts: { config?: string }): Promise<v
   const identity = processIdentity()
   const client = createClient(cfg, { identity, clock, log: log.child('client') })
 
+  // A signal before the mount is up: stop at the next step instead of dying halfway
+  // (which could leave a dead mount behind).
+  let stopBeforeMounted: string | undefined
+  const early = (sig: string): void => { stopBeforeMounted = sig }
+  const onEarlyInt = (): void => { early('SIGINT') }
+  const onEarlyTerm = (): void => { early('SIGTERM') }
+  process.on('SIGINT', onEarlyInt)
+  process.on('SIGTERM', onEarlyTerm)
+
   try {
     await withTimeout(client.ping(), cfg['client.timeout.ms'], 'ping')
   } catch (err) {
     await client.close().catch(() => {})
+    if (stopBeforeMounted !== undefined) process.exit(1)
     fail(`cannot reach the NameServer at ${cfg['nameserver.address']}: ${describe(err)}`)
   }
 
@@ -107,10 +117,13 @@ async function run (mountpointArg: string, opts: { config?: string }): Promise<v
       process.exit(1)
     })
   }
+  process.off('SIGINT', onEarlyInt)
+  process.off('SIGTERM', onEarlyTerm)
   process.on('SIGINT', () => { onSignal('SIGINT') })
   process.on('SIGTERM', () => { onSignal('SIGTERM') })
 
   process.stdout.write(`mounted at ${mount.mountpoint}\n`)
+  if (stopBeforeMounted !== undefined) onSignal(stopBeforeMounted)
 
   const why = await mount.ended
   if (why === 'external') {

@@ -56,8 +56,17 @@ export async function loadFuse (): Promise<FuseCtor> {
   }
 }
 
-/** A usable mountpoint: an existing, empty directory that nothing is mounted on. */
-export async function checkMountpoint (mountpoint: string): Promise<string> {
+/**
+ * Names a mountpoint may hold and still count as empty: the repository's ./mount keeps a
+ * .gitkeep so that git tracks the directory.
+ */
+export const PLACEHOLDER_NAMES: ReadonlySet<string> = new Set(['.gitkeep'])
+
+/**
+ * A usable mountpoint: an existing, empty directory (placeholders aside) that nothing is
+ * mounted on. Returns its real path and whether libfuse must be told `nonempty`.
+ */
+export async function checkMountpoint (mountpoint: string): Promise<{ path: string, placeholder: boolean }> {
   let real: string
   try {
     real = await realpath(mountpoint)
@@ -77,16 +86,19 @@ export async function checkMountpoint (mountpoint: string): Promise<string> {
   }
   if (!st.isDirectory()) throw HissError.ENOTDIR(`mountpoint ${mountpoint} is not a directory`)
   if (real !== '/' && st.dev !== parent.dev) throw new HissError('EBUSY', `mountpoint ${mountpoint} is busy: something is already mounted there`)
-  if ((await readdir(real)).length > 0) throw new HissError('EBUSY', `mountpoint ${mountpoint} is not empty`)
-  return real
+  const names = await readdir(real)
+  if (names.some(n => !PLACEHOLDER_NAMES.has(n))) throw new HissError('EBUSY', `mountpoint ${mountpoint} is not empty`)
+  return { path: real, placeholder: names.length > 0 }
 }
 
 /** The libfuse -o options, carried in through fuse-native's fsname. */
-export function fuseOptionString (cfg: HissConfig): string {
+export function fuseOptionString (cfg: HissConfig, opts: { nonempty?: boolean } = {}): string {
   const entrySeconds = cfg['fuse.attr.timeout.ms'] / 1000
   return [
     'hissdfs',
     'subtype=hissdfs',
+    // Only when the mountpoint holds nothing but a placeholder (.gitkeep).
+    ...(opts.nonempty === true ? ['nonempty'] : []),
     'big_writes',
     `max_write=${MAX_WRITE_BYTES}`,
     // Inode numbers from getattr, stable across renames.
@@ -144,13 +156,13 @@ export class HissMount {
 
   async mount (): Promise<void> {
     const Fuse = await loadFuse()
-    const mnt = await checkMountpoint(this.opts.mountpoint)
+    const { path: mnt, placeholder } = await checkMountpoint(this.opts.mountpoint)
     this.realMountpoint = mnt
     await this.spool.init()
     const cfg = this.opts.cfg
     const shortMs = cfg['client.timeout.ms'] * 2 + cfg['client.retry.ms'] + 5000
     const fuse = new Fuse(mnt, createOps(this.fs, this.opts.log), {
-      fsname: fuseOptionString(cfg),
+      fsname: fuseOptionString(cfg, { nonempty: placeholder }),
       allowOther: this.opts.allowOther ?? process.getuid?.() === 0,
       defaultPermissions: true,
       timeout: {

@@ -128,6 +128,18 @@ export class OpenFile {
     this.mtimeNs = mtimeNs
   }
 
+  /**
+   * Set the mtime that the next commit carries, if there are uncommitted writes (under
+   * the lock, so no commit is in flight). False: nothing pending, set it on the NameServer.
+   */
+  async deferMtime (mtimeNs: string): Promise<boolean> {
+    return this.lock.run(async () => {
+      if (!this.dirtyFlag) return false
+      this.mtimeNs = mtimeNs
+      return true
+    })
+  }
+
   // ---------------------------------------------------------------- reads
 
   async read (dst: Buffer, len: number, pos: number, cursor?: ReadCursor): Promise<number> {
@@ -187,7 +199,9 @@ export class OpenFile {
     const sequential = pos === 0 || Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
     cursor.lastEnd = end
     if (!sequential) { cursor.raUntil = end; return }
-    if (cursor.raUntil >= end + ra / 2) return
+    // Keep the window full: top it up whenever a piece's worth has been consumed, so
+    // several ranged reads stay in flight (one DataServer read is latency-bound).
+    if (cursor.raUntil >= end + ra - this.deps.cache.pieceBytes) return
     const from = Math.max(end, cursor.raUntil)
     const to = Math.min(this.sizeBytes, end + ra)
     cursor.raUntil = to

@@ -105,6 +105,45 @@ async function suite (t: Test): Promise<void> {
     t.not((await shOk(`stat -c %Y ${q(join(M, 'dd'))}`)).trim(), '946684800', 'creating an entry updates the directory mtime')
   })
 
+  await t.test('errors reach the tools with their errno', async t => {
+    await shOk(`mkdir ${q(join(M, 'edir'))} && echo x > ${q(join(M, 'efile'))} && echo y > ${q(join(M, 'edir/inner'))}`)
+    const cases: Array<[string, RegExp]> = [
+      [`cat ${q(join(M, 'missing'))}`, /No such file or directory/],
+      [`mkdir ${q(join(M, 'edir'))}`, /File exists/],
+      [`rm ${q(join(M, 'edir'))}`, /Is a directory/],
+      [`rmdir ${q(join(M, 'efile'))}`, /Not a directory/],
+      [`rmdir ${q(join(M, 'edir'))}`, /not empty/i],
+      [`ls ${q(join(M, 'efile/x'))}`, /Not a directory/],
+      [`mkfifo ${q(join(M, 'fifo'))}`, /Operation not permitted/],
+      [`ln ${q(join(M, 'efile'))} ${q(join(M, 'hard'))}`, /Operation not permitted/],
+    ]
+    for (const [cmd, want] of cases) {
+      const r = await sh(cmd)
+      t.not(r.code, 0, `fails: ${cmd.replaceAll(M, 'M')}`)
+      t.match(r.stderr, want, `errno: ${cmd.replaceAll(M, 'M')}`)
+    }
+    await shOk(`python3 -c 'import os,stat; os.mknod(${q(join(M, 'via-mknod'))}, 0o600 | stat.S_IFREG)'`)
+    t.equal((await shOk(`stat -c '%F %a' ${q(join(M, 'via-mknod'))}`)).trim(), 'regular empty file 600', 'mknod of a regular file')
+  })
+
+  await t.test('other users: the kernel checks modes, new files belong to the caller', async t => {
+    if ((await sh('command -v setpriv')).code !== 0) { t.pass('skipped: setpriv is missing'); return }
+    const nobody = 'setpriv --reuid=65534 --regid=65534 --clear-groups'
+    await shOk(`mkdir ${q(join(M, 'private'))} && chmod 755 ${q(join(M, 'private'))} && mkdir ${q(join(M, 'public'))} && chmod 1777 ${q(join(M, 'public'))}`)
+    const denied = await sh(`${nobody} touch ${q(join(M, 'private', 'x'))}`)
+    t.not(denied.code, 0, 'nobody cannot create in a 755 root directory')
+    t.match(denied.stderr, /Permission denied/)
+    await shOk(`${nobody} sh -c 'echo mine > ${join(M, 'public', 'n.txt')} && mkdir ${join(M, 'public', 'nd')}'`)
+    t.equal((await shOk(`stat -c %u:%g ${q(join(M, 'public', 'n.txt'))} ${q(join(M, 'public', 'nd'))}`)).trim(), '65534:65534\n65534:65534', 'file and directory owned by the caller')
+    t.equal((await shOk(`${nobody} cat ${q(join(M, 'public', 'n.txt'))}`)).trim(), 'mine')
+    // A read-only file created and written through one descriptor (as git does).
+    const script = `const fs = require('fs'); const c = fs.constants; const fd = fs.openSync(${JSON.stringify(join(M, 'public', 'ro'))}, c.O_CREAT | c.O_WRONLY | c.O_EXCL, 0o444); fs.writeSync(fd, 'ro-data'); fs.closeSync(fd)`
+    await shOk(`${nobody} ${q(process.execPath)} -e ${q(script)}`)
+    t.equal(await readFile(join(M, 'public', 'ro'), 'utf8'), 'ro-data', 'writable descriptor on a 0444 file it created')
+    const rm = await sh(`${nobody} rm -f ${q(join(M, 'efile'))}`)
+    t.not(rm.code, 0, 'nobody cannot remove root\'s file from a 755 directory')
+  })
+
   await t.test('fusermount -u unmounts and the process exits 0', async t => {
     await shOk(`fusermount -u ${q(M)}`)
     const r = await Promise.race([mount.exited, new Promise<'timeout'>(resolve => setTimeout(() => resolve('timeout'), 20_000))])

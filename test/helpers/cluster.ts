@@ -32,7 +32,8 @@ export const TEST_TIMINGS = {
   'client.retry.ms': 8000,
 } as const
 
-const START_TIMEOUT_MS = 20000
+// Generous: on a loaded 2-core machine a daemon can take several seconds to start.
+const START_TIMEOUT_MS = 60000
 const KILL_GRACE_MS = 3000
 const LOG_TAIL_BYTES = 6000
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
@@ -113,7 +114,6 @@ interface Proc {
   name: string
   child: ChildProcess
   exited: Promise<ExitStatus>
-  log: WriteStream
   logPath: string
 }
 
@@ -226,10 +226,13 @@ export async function startCluster (t: TestLike, opts: ClusterOptions = {}): Pro
   /** Spawn a daemon; resolve once it printed its "listening on" line. */
   async function spawnDaemon (name: string, args: string[]): Promise<{ proc: Proc, line: RegExpExecArray }> {
     const logPath = join(root, `${name}.log`)
-    const log = createWriteStream(logPath, { flags: 'a' })
-    logs.push(log)
+    const logFile = createWriteStream(logPath, { flags: 'a' })
+    logFile.on('error', () => {})
+    logs.push(logFile)
+    // Output can still arrive after the log was closed at teardown.
+    const log = { write: (d: Buffer): void => { if (!logFile.writableEnded) logFile.write(d) } }
     const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    const proc: Proc = { name, child, exited: exitedPromise(child), log, logPath }
+    const proc: Proc = { name, child, exited: exitedPromise(child), logPath }
     procs.add(proc)
     void proc.exited.then(() => { procs.delete(proc) })
     child.stderr?.on('data', (d: Buffer) => log.write(d))

@@ -110,6 +110,8 @@ class Generator {
     const x = r.next()
     if (x < 0.45) return '/fuzz/' + r.pick(NAMES)
     if (x < 0.55) return r.pick(['/keep', '/keep/multi', '/keep/small', '/keep/private', '/keep/nope', '/', '/fuzz'])
+    // Deep trees (up to ~2000 levels, still under the 4095-byte path limit).
+    if (x < 0.6) return '/fuzz/deep/' + 'd/'.repeat(r.int(1, 2040))
     return hostilePath(r, this.k.canary)
   }
 
@@ -303,6 +305,8 @@ class Generator {
           ['garbage', 'x'],
           [Array.from({ length: 50 }, () => '127.0.0.1:1').join(','), Array.from({ length: 50 }, (_, k) => `g${k}`).join(',')],
           [`${this.k.dsAddrs[0]!},${this.k.dsAddrs[0]!}`, `${this.k.dsIds[0]!},${this.k.dsIds[0]!}`],
+          ['127.0.0.1:99999', 'bigport'],
+          ['127.0.0.1:0', 'portzero'],
         ] as Array<[string, string]>)
         h['x-hiss-pipeline'] = pipe[0]
         if (r.bool(0.8)) h['x-hiss-pipeline-ids'] = pipe[1]
@@ -608,4 +612,30 @@ t.test('fuzzing every endpoint of both servers', async t => {
     t.match(st, { ino: b.stat.ino, size: b.stat.size, mode: b.stat.mode, uid: 0 }, `${p}: metadata unchanged`)
     t.equal(sha256(await readAll(root.createReadStream(p))), b.sha, `${p}: reads back identical`)
   }
+
+  // --- findings of earlier runs, pinned down deterministically
+  await t.test('a host:port with a port over 65535 is bad input everywhere', async t => {
+    // Earlier runs: a made-up DataServer registered as 127.0.0.1:99999 was handed out as a
+    // pipeline target, and the DataServer forwarding to it failed the write with 500 EIO
+    // (Node throws synchronously on such a port).
+    const id = FUZZ_BLOCK_BASE + 4242
+    const put = await rawRequest(c.dataServers[0]!.address, {
+      method: 'PUT',
+      path: `/v1/blocks/${id}?gen=1`,
+      headers: {
+        'x-hiss-token': signBlockToken(TEST_SECRET, { b: id, g: 1, a: 'w', e: Date.now() + 60000 }),
+        'x-hiss-pipeline': '127.0.0.1:99999',
+        'x-hiss-pipeline-ids': 'bigport',
+      },
+      body: Buffer.from('x'),
+    })
+    t.equal(put.status, 400, `DataServer: a pipeline hop on port 99999 is refused as bad input (${put.body.toString().slice(0, 200)})`)
+    const reg = await rawRequest(c.nsAddress, {
+      method: 'POST',
+      path: '/v1/ds/register',
+      headers: { 'content-type': 'application/json', 'x-hiss-cluster-auth': signClusterAuth(TEST_SECRET, 'fuzz-bigport', Date.now()) },
+      body: JSON.stringify({ id: 'fuzz-bigport', address: '127.0.0.1:99999', capacity: 1e12, used: 0, remaining: 1e12, activeStreams: 0 }),
+    })
+    t.equal(reg.status, 400, `NameServer: a DataServer address on port 99999 is refused (${reg.status} ${reg.body.toString().slice(0, 200)})`)
+  })
 })

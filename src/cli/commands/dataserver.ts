@@ -1,20 +1,8 @@
 // `hissdfs dataserver --config F [--port P]`: run a DataServer in the foreground. A
 // clean stop (SIGINT/SIGTERM) unregisters from the NameServer first.
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { Command } from 'commander'
 import { HissError } from '../../common/errors.js'
-import type { HissConfig } from '../../common/config.js'
-import { runDaemon, type DaemonHandle } from '../daemon.js'
-
-/** The DataServer's persistent id: from the object if it exposes one, else `<root>/id`. */
-async function dataServerId (cfg: HissConfig, daemon: DaemonHandle): Promise<string> {
-  const own = (daemon as { id?: unknown }).id
-  if (typeof own === 'string' && own !== '') return own
-  const root = cfg['dataserver.root.dir']
-  if (root === undefined) return '?'
-  return (await readFile(join(root, 'id'), 'utf8').catch(() => '?')).trim()
-}
+import { runDaemon } from '../daemon.js'
 
 export function parsePort (v: string | undefined): number | undefined {
   if (v === undefined) return undefined
@@ -44,9 +32,9 @@ export function registerDataserver (program: Command): void {
           const ds = new DataServer(cfg, { log, ...(port === undefined ? {} : { port }) })
           // Clean stop = unregister first, so the NameServer re-replicates at once
           // instead of waiting for the heartbeat to time out.
-          return { start: () => ds.start(), close: () => ds.close({ unregister: true }), get id () { return (ds as { id?: unknown }).id } } as DaemonHandle
+          return { start: () => ds.start(), close: () => ds.close({ unregister: true }), id: ds.id }
         },
-        banner: async (cfg, address, daemon) => `dataserver ${await dataServerId(cfg, daemon)} listening on ${address}`,
+        banner: (_cfg, address, daemon) => `dataserver ${daemon.id ?? '?'} listening on ${address}`,
       })
       process.exit(code)
     })
