@@ -8,6 +8,7 @@ import { HissError } from './errors.js'
 import { LOG_LEVELS } from './log.js'
 
 const hostPort = z.string().regex(/^[A-Za-z0-9.\-_:[\]]+:\d{1,5}$/, 'expected host:port')
+  .refine(a => Number(a.slice(a.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
 const ms = z.number().int().positive()
 const bytes = z.number().int().nonnegative()
 

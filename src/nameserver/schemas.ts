@@ -16,7 +16,9 @@ const blockLength = z.number().int().min(0).max(2 ** 32)
 const clientId = z.string().min(1).max(256)
 const writeId = z.string().min(1).max(128)
 const dsId = z.string().min(1).max(256)
+// A port outside 1-65535 would be handed to clients as a write target and fail there.
 const address = z.string().max(300).regex(/^[A-Za-z0-9.\-_:[\]]+:\d{1,5}$/, 'expected host:port')
+  .refine(a => { const p = Number(a.slice(a.lastIndexOf(':') + 1)); return p >= 1 && p <= 65535 }, 'port must be 1-65535')
 /** Storage numbers come from statfs; tolerate floats and clamp negatives rather than refuse a heartbeat. */
 const storageNum = z.number().finite().transform(v => Math.max(0, Math.floor(v)))
 
