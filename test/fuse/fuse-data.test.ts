@@ -203,7 +203,7 @@ async function suite (t: Test): Promise<void> {
 const skip = fuseSkipReason()
 if (skip !== undefined) {
   t.comment(`skipping FUSE tests: ${skip}`)
-  t.pass(`skipped: ${skip}`)
+  t.test('FUSE tests', { skip }, async () => {})
 } else {
   await main()
 }
