@@ -198,12 +198,31 @@ export class NameServerCore {
     })
   }
 
+  /** Client reports of bad replicas: `${dsId}/${blockId}` -> monotonic expiry. Bounded. */
+  private readonly suspects = new Map<string, number>()
+
+  markSuspect (dsId: string, blockId: number, forMs: number): void {
+    if (this.suspects.size >= 10000) this.suspects.clear()
+    this.suspects.set(`${dsId}/${blockId}`, this.clock.now() + forMs)
+  }
+
+  private isSuspect (dsId: string, blockId: number): boolean {
+    const until = this.suspects.get(`${dsId}/${blockId}`)
+    if (until === undefined) return false
+    if (until < this.clock.now()) { this.suspects.delete(`${dsId}/${blockId}`); return false }
+    return true
+  }
+
   /** Live good replicas of a block, best first: the caller's own host, then the least loaded. */
   locations (blockId: number, clientHost?: string): DataServerRef[] {
     const isLive = (ds: string): boolean => this.registry.isLive(ds)
     return this.blocks.holders(blockId, isLive)
       .map(id => this.registry.get(id)!)
       .sort((a, b) => {
+        // Replicas a client reported bad go last (they may be fine: only the DataServer
+        // itself can declare its replica corrupt, see DataServerService.badBlock).
+        const suspect = (this.isSuspect(a.id, blockId) ? 1 : 0) - (this.isSuspect(b.id, blockId) ? 1 : 0)
+        if (suspect !== 0) return suspect
         const local = (b.host === clientHost ? 1 : 0) - (a.host === clientHost ? 1 : 0)
         return local !== 0 ? local : a.activeStreams - b.activeStreams
       })

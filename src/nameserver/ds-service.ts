@@ -101,7 +101,11 @@ export class DataServerService {
     const { core } = this
     const ds = core.registry.all().find(d => d.id === req.dataserver || d.address === req.dataserver)
     if (ds === undefined) throw HissError.EINVAL(`unknown dataserver ${req.dataserver.slice(0, 100)}`)
-    core.log.warn('client reported a corrupt replica', { dataserver: ds.id, block: req.block.id, gen: req.block.gen })
-    this.corrupt(ds.id, req.block.id, req.block.gen)
+    core.log.warn('client reported a bad replica', { dataserver: ds.id, block: req.block.id, gen: req.block.gen })
+    // Clients are not trusted to condemn replicas: anyone could otherwise get good
+    // replicas deleted. The DataServer verifies checksums on every read and reports its
+    // own corrupt replicas (with cluster authentication); a client's report only moves
+    // the replica to the end of read plans for a while.
+    core.markSuspect(ds.id, req.block.id, core.cfg['heartbeat.dead.ms'])
   }
 }

@@ -154,8 +154,9 @@ t.test('DataServer API: cluster authentication and a write through the wire', as
   t.match(plan.blocks, [{ id: add.block.id, offset: 0, length: 3000, locations: [{ id: 'ds-1' }] }])
   t.same((await c.post('/v1/ns/write/renew', { clientId: 'cli' })).body, { renewed: 0 })
   t.same((await c.post('/v1/ns/badblock', { block: { id: add.block.id, gen: add.block.gen }, dataserver: 'ds-1' })).body, { ok: true })
-  t.same((await c.get('/v1/ns/blocks?path=/w')).body.blocks[0].locations, [], 'reported bad: no longer offered')
-  t.match((await c.get('/v1/admin/fsck?path=/w')).body, { files: 1, blocks: 1, corrupt: 1, healthy: false })
+  // A client's report cannot condemn a replica (only its DataServer can): still offered.
+  t.match((await c.get('/v1/ns/blocks?path=/w')).body.blocks[0].locations, [{ id: 'ds-1' }], 'reported bad by a client: still offered')
+  t.match((await c.get('/v1/admin/fsck?path=/w')).body, { files: 1, blocks: 1, corrupt: 0 })
   t.same((await c.post('/v1/ds/unregister', { id: 'ds-1' }, auth('ds-1'))).body, { ok: true })
   t.match((await c.get('/v1/admin/report')).body, { dataservers: [{ id: 'ds-1', state: 'dead' }], blocks: { total: 1, missing: 1 } })
 })
