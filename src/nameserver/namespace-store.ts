@@ -40,6 +40,9 @@ export interface StoredBlock extends BlockRef { ino: number, replication: number
 
 type Counter = 'next_ino' | 'next_block' | 'next_gen'
 
+/** How many ids a counter write reserves (see next()). */
+export const COUNTER_RESERVE = 1024
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS inodes (
   ino INTEGER PRIMARY KEY,
@@ -90,11 +93,13 @@ export interface StoreOptions {
 export class NamespaceStore {
   private readonly db: Database.Database
   private readonly counters = new Map<Counter, number>()
+  /** Per counter, the value on disk: every value below it may have been handed out. */
+  private readonly ceilings = new Map<Counter, number>()
   private readonly st: ReturnType<NamespaceStore['prepare']>
   /** Runs a function as a (nested: SAVEPOINT) transaction; built once, not per call. */
   private readonly runTx: (fn: () => unknown) => unknown
   /** The open group-commit batch: counters at its start and the replies waiting on it. */
-  private batch: { counters: Map<Counter, number>, waiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> } | undefined
+  private batch: { counters: Map<Counter, number>, ceilings: Map<Counter, number>, waiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> } | undefined
   /** Set when a group commit failed: the in-memory state can no longer be trusted. */
   private failed: HissError | undefined
   private readonly onFatal: (err: HissError) => void
@@ -165,6 +170,7 @@ export class NamespaceStore {
         const row = this.st.getCounter.get(name)
         if (row === undefined) this.st.setCounter.run(name, defaults[name])
         this.counters.set(name, row?.value ?? defaults[name])
+        this.ceilings.set(name, row?.value ?? defaults[name])
       }
       if (this.st.getIno.get(ROOT_INO) === undefined) {
         this.st.insert.run(ROOT_INO, 0, '', 'dir', 0o755, 0, 0, 0, opts.nowNs, opts.nowNs, opts.nowNs, opts.defaultReplication, opts.defaultBlockSize, null)
@@ -177,18 +183,20 @@ export class NamespaceStore {
     if (this.failed !== undefined) throw this.failed
     if (this.batch === undefined) this.beginBatch()
     const before = new Map(this.counters)
+    const beforeCeilings = new Map(this.ceilings)
     try {
       return this.runTx(fn) as T
     } catch (err) {
       // The in-memory counter cache must roll back with the database.
       for (const [k, v] of before) this.counters.set(k, v)
+      for (const [k, v] of beforeCeilings) this.ceilings.set(k, v)
       throw err
     }
   }
 
   private beginBatch (): void {
     this.st.begin.run()
-    this.batch = { counters: new Map(this.counters), waiters: [] }
+    this.batch = { counters: new Map(this.counters), ceilings: new Map(this.ceilings), waiters: [] }
     // setImmediate, not a Clock timer: this is "after the current I/O turn", not a delay,
     // and must run under a ManualClock too.
     setImmediate(() => { this.flush() })
@@ -214,6 +222,7 @@ export class NamespaceStore {
     } catch (err) {
       try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
       for (const [k, v] of b.counters) this.counters.set(k, v)
+      for (const [k, v] of b.ceilings) this.ceilings.set(k, v)
       const he = HissError.INTERNAL(`committing the namespace failed: ${(err as Error).message}`)
       this.failed = he
       for (const w of b.waiters) w.reject(he)
@@ -229,9 +238,20 @@ export class NamespaceStore {
     this.db.close()
   }
 
+  /**
+   * The next value of a counter. The disk holds a reserved ceiling (HDFS-style id
+   * ranges), not the exact next value: only when the in-memory value reaches it is a new
+   * range of COUNTER_RESERVE written, so most allocations (addblock) write nothing and
+   * need no fsync. After a crash the counters resume at the ceiling: values are skipped,
+   * never reused. Callers wrap this in a transaction.
+   */
   private next (name: Counter): number {
     const v = this.counters.get(name)!
-    this.st.setCounter.run(name, v + 1)
+    const ceiling = this.ceilings.get(name)!
+    if (v + 1 > ceiling) {
+      this.st.setCounter.run(name, v + COUNTER_RESERVE)
+      this.ceilings.set(name, v + COUNTER_RESERVE)
+    }
     this.counters.set(name, v + 1)
     return v
   }
