@@ -22,12 +22,16 @@ export function createNameServerApp (core: NameServerCore, log: Logger): Express
     res.json = (body: unknown) => {
       const durable = core.store.whenDurable()
       if (durable === undefined) return send(body)
-      durable.then(() => { send(body) }, (err: unknown) => {
+      // Never throw from here (it would be an unhandled rejection): a reply that went
+      // out some other way in the meantime wins.
+      durable.then(() => {
+        if (!res.headersSent) send(body)
+      }, (err: unknown) => {
         if (res.headersSent) return
         const he = err as HissError
         res.status(he.http ?? 500)
         send(typeof he.toJSON === 'function' ? he.toJSON() : { code: 'INTERNAL' })
-      })
+      }).catch(() => { res.destroy() })
       return res
     }
     next()
