@@ -65,6 +65,13 @@ export class NameServerCore {
       nowNs: nowNs(this.clock.wallNow()),
       defaultReplication: cfg.replication,
       defaultBlockSize: cfg['block.size'],
+      // A failed group commit leaves freed blocks and sessions in memory that the disk
+      // does not have: stop (fail-stop, as an HDFS NameNode does when it cannot sync its
+      // edit log); a restart rebuilds everything from the durable namespace.
+      onFatal: (err) => {
+        this.log.error('namespace commit failed; stopping the nameserver', { err })
+        process.exit(1)
+      },
     })
     this.ns = new Namespace(this.store, {
       perms: this.perms,

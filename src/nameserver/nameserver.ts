@@ -14,6 +14,28 @@ import { nsRouter } from './routes-ns.js'
 
 export function createNameServerApp (core: NameServerCore, log: Logger): Express {
   const app = createJsonApp()
+  // Group commit: a reply (success or error) made while a namespace batch is open goes
+  // out only once that batch is on disk, so no mutation is acknowledged before it is
+  // durable and no reply shows state that a crash could still take back.
+  app.use((_req, res, next) => {
+    const send = res.json.bind(res)
+    res.json = (body: unknown) => {
+      const durable = core.store.whenDurable()
+      if (durable === undefined) return send(body)
+      // Never throw from here (it would be an unhandled rejection): a reply that went
+      // out some other way in the meantime wins.
+      durable.then(() => {
+        if (!res.headersSent) send(body)
+      }, (err: unknown) => {
+        if (res.headersSent) return
+        const he = err as HissError
+        res.status(he.http ?? 500)
+        send(typeof he.toJSON === 'function' ? he.toJSON() : { code: 'INTERNAL' })
+      }).catch(() => { res.destroy() })
+      return res
+    }
+    next()
+  })
   app.get('/v1/ping', (_req, res) => { res.json(core.ping()) })
   app.use('/v1/ns', nsRouter(core))
   app.use('/v1/ds', dsRouter(core))

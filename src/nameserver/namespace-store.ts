@@ -1,6 +1,10 @@
 // The durable namespace: inodes, each file's block list and the id counters, in SQLite
 // (WAL). Every mutation the NameServer acknowledges runs inside one transaction of this
 // store, so it is on disk (synchronous=FULL fsyncs the WAL on commit) before the reply.
+// Group commit: mutations made in the same event-loop turn share one SQLite transaction
+// (each is its own SAVEPOINT, so a failing one rolls back alone) and one fsync, done in
+// a setImmediate after the turn. Replies wait for that commit (whenDurable), so nothing
+// is acknowledged before it is on disk, while concurrent clients share the fsync cost.
 // Startup work here is synchronous, as is every call: better-sqlite3 is synchronous and
 // the NameServer's state changes are meant to be atomic with respect to the event loop.
 import { mkdirSync } from 'node:fs'
@@ -35,6 +39,9 @@ export type NewInode = Omit<InodeRow, 'ino'>
 export interface StoredBlock extends BlockRef { ino: number, replication: number }
 
 type Counter = 'next_ino' | 'next_block' | 'next_gen'
+
+/** How many ids a counter write reserves (see next()). */
+export const COUNTER_RESERVE = 1024
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS inodes (
@@ -75,12 +82,27 @@ export interface StoreOptions {
   nowNs: string
   defaultReplication: number
   defaultBlockSize: number
+  /**
+   * Called when a group commit fails (disk error): the replies waiting on it get the
+   * error, the store refuses further mutations, and the owner should stop (as an HDFS
+   * NameNode does when it cannot sync its edit log) and restart from the disk state.
+   */
+  onFatal?: (err: HissError) => void
 }
 
 export class NamespaceStore {
   private readonly db: Database.Database
   private readonly counters = new Map<Counter, number>()
+  /** Per counter, the value on disk: every value below it may have been handed out. */
+  private readonly ceilings = new Map<Counter, number>()
   private readonly st: ReturnType<NamespaceStore['prepare']>
+  /** Runs a function as a (nested: SAVEPOINT) transaction; built once, not per call. */
+  private readonly runTx: (fn: () => unknown) => unknown
+  /** The open group-commit batch: counters at its start and the replies waiting on it. */
+  private batch: { counters: Map<Counter, number>, ceilings: Map<Counter, number>, waiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> } | undefined
+  /** Set when a group commit failed: the in-memory state can no longer be trusted. */
+  private failed: HissError | undefined
+  private readonly onFatal: (err: HissError) => void
 
   constructor (rootDir: string, opts: StoreOptions) {
     try {
@@ -105,12 +127,18 @@ export class NamespaceStore {
       throw fromNodeError(err, `opening the namespace in ${rootDir}`)
     }
     this.st = this.prepare()
+    this.runTx = this.db.transaction((fn: () => unknown) => fn())
+    this.onFatal = opts.onFatal ?? (() => {})
     this.init(opts)
+    this.flush()
   }
 
   private prepare () {
     const db = this.db
     return {
+      begin: db.prepare('BEGIN'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
       getIno: db.prepare<[number], InodeRow>('SELECT * FROM inodes WHERE ino = ?'),
       lookup: db.prepare<[number, string], InodeRow>('SELECT * FROM inodes WHERE parent = ? AND name = ?'),
       children: db.prepare<[number], InodeRow>('SELECT * FROM inodes WHERE parent = ? ORDER BY name'),
@@ -142,6 +170,7 @@ export class NamespaceStore {
         const row = this.st.getCounter.get(name)
         if (row === undefined) this.st.setCounter.run(name, defaults[name])
         this.counters.set(name, row?.value ?? defaults[name])
+        this.ceilings.set(name, row?.value ?? defaults[name])
       }
       if (this.st.getIno.get(ROOT_INO) === undefined) {
         this.st.insert.run(ROOT_INO, 0, '', 'dir', 0o755, 0, 0, 0, opts.nowNs, opts.nowNs, opts.nowNs, opts.defaultReplication, opts.defaultBlockSize, null)
@@ -151,23 +180,78 @@ export class NamespaceStore {
 
   /** Run `fn` in one transaction: all of it reaches the disk, or none of it. */
   transaction<T> (fn: () => T): T {
+    if (this.failed !== undefined) throw this.failed
+    if (this.batch === undefined) this.beginBatch()
     const before = new Map(this.counters)
+    const beforeCeilings = new Map(this.ceilings)
     try {
-      return this.db.transaction(fn)()
+      return this.runTx(fn) as T
     } catch (err) {
       // The in-memory counter cache must roll back with the database.
       for (const [k, v] of before) this.counters.set(k, v)
+      for (const [k, v] of beforeCeilings) this.ceilings.set(k, v)
       throw err
     }
   }
 
-  close (): void {
-    if (this.db.open) this.db.close()
+  private beginBatch (): void {
+    this.st.begin.run()
+    this.batch = { counters: new Map(this.counters), ceilings: new Map(this.ceilings), waiters: [] }
+    // setImmediate, not a Clock timer: this is "after the current I/O turn", not a delay,
+    // and must run under a ManualClock too.
+    setImmediate(() => { this.flush() })
   }
 
+  /**
+   * Undefined when every change is on disk; otherwise a promise that settles when the
+   * open batch has been committed (rejects if that commit failed).
+   */
+  whenDurable (): Promise<void> | undefined {
+    const b = this.batch
+    if (b === undefined) return this.failed === undefined ? undefined : Promise.reject(this.failed)
+    return new Promise((resolve, reject) => { b.waiters.push({ resolve, reject }) })
+  }
+
+  /** Commit the open batch (one fsync for all of it) and release the replies waiting on it. */
+  flush (): void {
+    const b = this.batch
+    if (b === undefined) return
+    this.batch = undefined
+    try {
+      this.st.commit.run()
+    } catch (err) {
+      try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
+      for (const [k, v] of b.counters) this.counters.set(k, v)
+      for (const [k, v] of b.ceilings) this.ceilings.set(k, v)
+      const he = HissError.INTERNAL(`committing the namespace failed: ${(err as Error).message}`)
+      this.failed = he
+      for (const w of b.waiters) w.reject(he)
+      this.onFatal(he)
+      return
+    }
+    for (const w of b.waiters) w.resolve()
+  }
+
+  close (): void {
+    if (!this.db.open) return
+    this.flush()
+    this.db.close()
+  }
+
+  /**
+   * The next value of a counter. The disk holds a reserved ceiling (HDFS-style id
+   * ranges), not the exact next value: only when the in-memory value reaches it is a new
+   * range of COUNTER_RESERVE written, so most allocations (addblock) write nothing and
+   * need no fsync. After a crash the counters resume at the ceiling: values are skipped,
+   * never reused. Callers wrap this in a transaction.
+   */
   private next (name: Counter): number {
     const v = this.counters.get(name)!
-    this.st.setCounter.run(name, v + 1)
+    const ceiling = this.ceilings.get(name)!
+    if (v + 1 > ceiling) {
+      this.st.setCounter.run(name, v + COUNTER_RESERVE)
+      this.ceilings.set(name, v + COUNTER_RESERVE)
+    }
     this.counters.set(name, v + 1)
     return v
   }
