@@ -10,6 +10,7 @@ import type { HissFs } from '../client/types.js'
 import { resolveConfigPath } from './config-path.js'
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, ExitWith, PathFailure, formatFailure } from './errors.js'
 import { writeErr } from './output.js'
+import { toRemotePath } from './remote-path.js'
 
 export interface ClientContext {
   readonly command: string
@@ -98,4 +99,9 @@ export async function onPath<T> (path: string, fn: () => Promise<T>): Promise<T>
     if (err instanceof PathFailure || err instanceof ExitWith) throw err
     throw new PathFailure(path, err)
   }
+}
+
+/** A REMOTE argument as a normalised absolute path; a bad one fails naming it as typed. */
+export function remoteArg (raw: string): Promise<string> {
+  return onPath(raw, async () => toRemotePath(raw))
 }

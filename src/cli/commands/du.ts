@@ -2,8 +2,7 @@
 // PATH's total with -s, or for a file). spaceConsumed counts every replica.
 import type { Command } from 'commander'
 import { joinPath } from '../../common/paths.js'
-import { clientAction, onPath } from '../run-client.js'
-import { toRemotePath } from '../remote-path.js'
+import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { printJson, writeLines } from '../output.js'
 import { table } from '../format.js'
 
@@ -19,7 +18,7 @@ export function registerDu (program: Command): void {
     .argument('[path]', 'remote path', '/')
     .action(clientAction<DuOpts>('du', async (ctx, args, opts) => {
       const raw = args[0] as string
-      const p = await onPath(raw, async () => toRemotePath(raw))
+      const p = await remoteArg(raw)
       const st = await onPath(p, () => ctx.fs.stat(p))
       const one = async (path: string): Promise<DuRow> => ({ path, ...await ctx.fs.du(path) })
       let rows: DuRow[]

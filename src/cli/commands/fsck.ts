@@ -3,8 +3,7 @@
 // are listed but, as in HDFS, do not make the file system unhealthy).
 import type { Command } from 'commander'
 import type { FsckReply } from '../../common/protocol.js'
-import { clientAction, onPath } from '../run-client.js'
-import { toRemotePath } from '../remote-path.js'
+import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { EXIT_FAIL, EXIT_OK } from '../errors.js'
 import { printJson, writeLines } from '../output.js'
 
@@ -39,7 +38,7 @@ export function registerFsck (program: Command): void {
     .argument('[path]', 'remote path', '/')
     .action(clientAction<{ json?: boolean }>('fsck', async (ctx, args, opts) => {
       const raw = args[0] as string
-      const p = await onPath(raw, async () => toRemotePath(raw))
+      const p = await remoteArg(raw)
       const r = await onPath(p, () => ctx.fs.fsck(p))
       if (opts.json === true) await printJson(r)
       else await writeLines(describeFsck(r))

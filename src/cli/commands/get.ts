@@ -9,8 +9,7 @@ import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Command } from 'commander'
 import { HissError } from '../../common/errors.js'
-import { clientAction, onPath } from '../run-client.js'
-import { toRemotePath } from '../remote-path.js'
+import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { PathFailure } from '../errors.js'
 import { createProgress } from '../progress.js'
 
@@ -32,7 +31,7 @@ export function registerGet (program: Command): void {
     .action(clientAction('get', async (ctx, args) => {
       const rawRemote = args[0] as string
       const local = args[1] as string
-      const remote = await onPath(rawRemote, async () => toRemotePath(rawRemote))
+      const remote = await remoteArg(rawRemote)
       const st = await onPath(remote, () => ctx.fs.stat(remote))
       if (st.type === 'dir') throw new PathFailure(remote, HissError.EISDIR())
       if (local === '-') {

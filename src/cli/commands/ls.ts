@@ -5,8 +5,7 @@ import type { Command } from 'commander'
 import type { DirEntry, FileStat } from '../../common/protocol.js'
 import { joinPath } from '../../common/paths.js'
 import type { HissFs } from '../../client/types.js'
-import { clientAction, onPath } from '../run-client.js'
-import { toRemotePath } from '../remote-path.js'
+import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { modeString, shortTime, table } from '../format.js'
 import { writeLines } from '../output.js'
 
@@ -49,7 +48,7 @@ export function registerLs (program: Command): void {
     .argument('[path]', 'remote path', '/')
     .action(clientAction<LsOpts>('ls', async (ctx, args, opts) => {
       const raw = args[0] as string
-      const path = await onPath(raw, async () => toRemotePath(raw))
+      const path = await remoteArg(raw)
       const st = await onPath(path, () => ctx.fs.stat(path))
       let items: Array<{ st: FileStat, name: string }>
       if (st.type !== 'dir') {

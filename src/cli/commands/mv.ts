@@ -1,8 +1,8 @@
 // `hissdfs mv SRC DST`: atomic rename on the NameServer. A DST that is an existing
 // directory receives SRC under its own name; an existing file DST is replaced (POSIX).
 import type { Command } from 'commander'
-import { clientAction, onPath } from '../run-client.js'
-import { intoDirectory, toRemotePath } from '../remote-path.js'
+import { clientAction, onPath, remoteArg } from '../run-client.js'
+import { intoDirectory } from '../remote-path.js'
 import { statOrMissing } from './put.js'
 
 export function registerMv (program: Command): void {
@@ -13,8 +13,8 @@ export function registerMv (program: Command): void {
     .action(clientAction('mv', async (ctx, args) => {
       const rawSrc = args[0] as string
       const rawDst = args[1] as string
-      const src = await onPath(rawSrc, async () => toRemotePath(rawSrc))
-      let dst = await onPath(rawDst, async () => toRemotePath(rawDst))
+      const src = await remoteArg(rawSrc)
+      let dst = await remoteArg(rawDst)
       const target = await statOrMissing(ctx.fs, dst)
       if (target?.type === 'dir' && dst !== src) dst = await onPath(dst, async () => intoDirectory(dst, src))
       await onPath(src, () => ctx.fs.rename(src, dst))

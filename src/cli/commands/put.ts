@@ -9,8 +9,8 @@ import type { Command } from 'commander'
 import { HissError } from '../../common/errors.js'
 import type { FileStat } from '../../common/protocol.js'
 import type { HissFs } from '../../client/types.js'
-import { clientAction, onPath } from '../run-client.js'
-import { intoDirectory, toRemotePath } from '../remote-path.js'
+import { clientAction, onPath, remoteArg } from '../run-client.js'
+import { intoDirectory } from '../remote-path.js'
 import { PathFailure } from '../errors.js'
 import { createProgress } from '../progress.js'
 
@@ -42,7 +42,7 @@ export function registerPut (program: Command): void {
     .action(clientAction<PutOpts>('put', async (ctx, args, opts) => {
       const local = args[0] as string
       const rawRemote = args[1] as string
-      let remote = await onPath(rawRemote, async () => toRemotePath(rawRemote))
+      let remote = await remoteArg(rawRemote)
       const replication = await onPath(remote, async () => parseReplication(opts.replication))
       let size: number | undefined
       let mode: number | undefined

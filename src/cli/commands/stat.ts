@@ -2,8 +2,7 @@
 // protocol defines it (a stable interface).
 import type { Command } from 'commander'
 import type { FileStat } from '../../common/protocol.js'
-import { clientAction, onPath } from '../run-client.js'
-import { toRemotePath } from '../remote-path.js'
+import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { longTime, modeString, octalMode } from '../format.js'
 import { printJson, writeLines } from '../output.js'
 
@@ -36,7 +35,7 @@ export function registerStat (program: Command): void {
     .argument('<path>', 'remote path')
     .action(clientAction<StatOpts>('stat', async (ctx, args, opts) => {
       const raw = args[0] as string
-      const p = await onPath(raw, async () => toRemotePath(raw))
+      const p = await remoteArg(raw)
       const st = await onPath(p, () => ctx.fs.stat(p, { nofollow: opts.dereference !== true }))
       if (opts.json === true) await printJson(st)
       else await writeLines(describeStat(p, st))
