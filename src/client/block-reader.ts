@@ -5,13 +5,12 @@
 // lost. When every replica failed or the token was refused, the block's locations and
 // token are fetched again from the NameServer, within cfg client.retry.ms.
 import { Readable } from 'node:stream'
-import type { Clock, Timer } from '../common/clock.js'
+import { sleep, type Clock, type Timer } from '../common/clock.js'
 import { HissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { HEADER_TOKEN, type DataServerRef, type LocatedBlock } from '../common/protocol.js'
 import { errorFromResponse, toHissError } from './http-errors.js'
 import type { HttpClient } from './http.js'
-import { foregroundSleep } from './keep-alive.js'
 import type { InodeTarget, NameServerClient } from './nameserver-client.js'
 
 const MAX_ERROR_BODY = 64 * 1024
@@ -111,7 +110,7 @@ export class BlockReadStream extends Readable {
       // The first refresh is immediate (a new token or a replica elsewhere may already
       // exist); later ones wait for DataServers to come back or re-replication.
       if (round > 0) {
-        await foregroundSleep(this.d.clock, Math.min(backoff, remaining))
+        await sleep(this.d.clock, Math.min(backoff, remaining))
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
       }
       if (this.destroyed) return

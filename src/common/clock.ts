@@ -8,7 +8,11 @@ export interface Clock {
   now (): number
   /** Wall-clock milliseconds since the epoch, for mtimes and token expiry. */
   wallNow (): number
-  setTimeout (fn: () => void, ms: number): Timer
+  /**
+   * Timers are background work by default: they never keep the process alive on their
+   * own. `keepAlive` marks foreground waits (a CLI's retry back-off) that must.
+   */
+  setTimeout (fn: () => void, ms: number, opts?: { keepAlive?: boolean }): Timer
   clearTimeout (t: Timer | undefined): void
 }
 
@@ -20,11 +24,11 @@ export class SystemClock implements Clock {
   now (): number { return performance.now() }
   wallNow (): number { return Date.now() }
 
-  setTimeout (fn: () => void, ms: number): Timer {
+  setTimeout (fn: () => void, ms: number, opts?: { keepAlive?: boolean }): Timer {
     const id = nextTimerId++
     const h = setTimeout(() => { this.handles.delete(id); fn() }, ms)
     // Background timers must never keep a process alive on their own.
-    h.unref()
+    if (opts?.keepAlive !== true) h.unref()
     this.handles.set(id, h)
     return { id }
   }
@@ -100,7 +104,11 @@ export function every (clock: Clock, ms: number, fn: () => unknown, onError: (er
   return () => { stopped = true; clock.clearTimeout(timer) }
 }
 
-/** Promise-based sleep on a clock. */
+/**
+ * Promise-based sleep on a clock. Someone awaits it, so it is foreground work: the
+ * process stays alive until it ends (a CLI waiting out a NameServer restart must not
+ * exit silently in the middle of its back-off).
+ */
 export function sleep (clock: Clock, ms: number): Promise<void> {
-  return new Promise(resolve => { clock.setTimeout(resolve, ms) })
+  return new Promise(resolve => { clock.setTimeout(resolve, ms, { keepAlive: true }) })
 }
