@@ -8,18 +8,13 @@ import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, isMounted, sh, shOk, startFuseCluster } from '../helpers/mount.js'
+import { Rng } from '../helpers/rng.js'
 
 
-/** mulberry32: a small deterministic PRNG; rnd(n) is an integer in [0, n). */
+/** rnd(n) is an integer in [0, n), from a seeded generator. */
 function prng (seed: number): (n: number) => number {
-  let a = seed >>> 0
-  return (n: number): number => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return (((x ^ (x >>> 14)) >>> 0) % n)
-  }
+  const r = new Rng(seed)
+  return (n: number): number => r.below(n)
 }
 
 const MiB = 1024 * 1024

@@ -3,7 +3,7 @@
 // reported and repaired by re-replication, deletes, unregister, restart with a full
 // report, and registration retried until a late NameServer appears.
 import t from 'tap'
-import { access, open } from 'node:fs/promises'
+import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseConfig } from '../../src/common/config.js'
 import { silentLogger } from '../../src/common/log.js'
@@ -12,6 +12,7 @@ import { NameServer } from '../../src/nameserver/nameserver.js'
 import { StorageLayout } from '../../src/dataserver/storage-layout.js'
 import type { DataServer } from '../../src/dataserver/dataserver.js'
 import { TEST_SECRET, bytes, deadAddress, getBlock, request, startDataServer, waitFor, type Teardown } from '../unit/dataserver/helpers.js'
+import { flipByte } from '../helpers/cluster-files.js'
 
 const FAST = {
   'heartbeat.interval.ms': 100,
@@ -72,14 +73,6 @@ async function writeFile (nsAddr: string, path: string, data: Buffer): Promise<{
   return { put, alloc }
 }
 
-async function flipByte (path: string, pos: number): Promise<void> {
-  const fh = await open(path, 'r+')
-  const b = Buffer.alloc(1)
-  await fh.read(b, 0, 1, pos)
-  b[0] = b[0]! ^ 0xff
-  await fh.write(b, 0, 1, pos)
-  await fh.close()
-}
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false)
 

@@ -2,7 +2,7 @@
 // must serve blocks before registration succeeds).
 import t from 'tap'
 import net from 'node:net'
-import { open, readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { ManualClock } from '../../../src/common/clock.js'
 import { HissError } from '../../../src/common/errors.js'
 import { parseConfig } from '../../../src/common/config.js'
@@ -10,20 +10,13 @@ import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
 import { DataServer } from '../../../src/dataserver/dataserver.js'
 import { silentLogger } from '../../../src/common/log.js'
 import { bytes, deadAddress, dsConfig, errorCode, startDataServer, type Teardown, getBlock, putBlock, request, token, waitFor } from './helpers.js'
+import { flipByte } from '../../helpers/cluster-files.js'
 
 async function startDs (t: Teardown & { testdir: () => string }, root = t.testdir()): Promise<{ ds: DataServer, addr: string, layout: StorageLayout }> {
   const { ds, addr } = await startDataServer(t, root, await deadAddress())
   return { ds, addr, layout: new StorageLayout(root) }
 }
 
-async function flipByte (path: string, pos: number): Promise<void> {
-  const fh = await open(path, 'r+')
-  const b = Buffer.alloc(1)
-  await fh.read(b, 0, 1, pos)
-  b[0] = b[0]! ^ 0xff
-  await fh.write(b, 0, 1, pos)
-  await fh.close()
-}
 
 t.test('config: the storage directory is required', async t => {
   const cfg = parseConfig({ 'nameserver.address': '127.0.0.1:1', 'cluster.secret': 'x'.repeat(16) })

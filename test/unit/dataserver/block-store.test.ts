@@ -1,8 +1,9 @@
 import t from 'tap'
-import { open, readdir, stat, writeFile } from 'node:fs/promises'
+import { readdir, stat, writeFile } from 'node:fs/promises'
 import { silentLogger } from '../../../src/common/log.js'
 import { BlockStore } from '../../../src/dataserver/block-store.js'
 import { bytes } from './helpers.js'
+import { flipByte } from '../../helpers/cluster-files.js'
 
 async function * pieces (data: Buffer, size = 700): AsyncGenerator<Buffer> {
   for (let off = 0; off < data.length; off += size) yield data.subarray(off, off + size)
@@ -25,14 +26,6 @@ async function newStore (root: string, events = {}): Promise<BlockStore> {
   return s
 }
 
-async function flipByte (path: string, pos: number): Promise<void> {
-  const fh = await open(path, 'r+')
-  const b = Buffer.alloc(1)
-  await fh.read(b, 0, 1, pos)
-  b[0] = b[0]! ^ 0xff
-  await fh.write(b, 0, 1, pos)
-  await fh.close()
-}
 
 t.test('write then read whole and partial ranges', async t => {
   const s = await newStore(t.testdir())
