@@ -251,9 +251,7 @@ export class OpenFile {
 
   /** Write `data` (already a private copy) at `pos`, or at the end when `append`. */
   async write (data: Buffer, pos: number, append: boolean): Promise<number> {
-    return this.lock.run(async () => {
-      await this.ensureSessionLocked()
-      this.touch()
+    return this.changeLocked(async () => {
       if (append) pos = this.sizeBytes
       if (pos > this.sizeBytes) await this.growLocked(pos)
       let done = 0
@@ -262,19 +260,31 @@ export class OpenFile {
         const rest = data.subarray(done)
         done += p === this.sizeBytes ? await this.appendLocked(rest) : await this.overwriteLocked(p, rest)
       }
-      this.touch()
       return data.length
     })
   }
 
   async truncate (size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw HissError.EINVAL('bad size')
-    await this.lock.run(async () => {
-      await this.ensureSessionLocked()
-      if (size === this.sizeBytes) return
-      this.touch()
+    await this.changeLocked(async () => {
       if (size < this.sizeBytes) await this.shrinkLocked(size)
-      else await this.growLocked(size)
+      else if (size > this.sizeBytes) await this.growLocked(size)
+    })
+  }
+
+  /**
+   * Every change to the content goes through here: under the lock, with the lease, and
+   * marked dirty *after* it is made. A change may commit the block list part-way
+   * (copy-on-write must read a committed block back), which clears the dirty flag; what
+   * the change does after that must still reach the next flush/fsync.
+   */
+  private async changeLocked<T> (fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(async () => {
+      await this.ensureSessionLocked()
+      this.touch()
+      const result = await fn()
+      this.touch()
+      return result
     })
   }
 
