@@ -2,28 +2,20 @@
 // from going away mid-block, and a write rides over a DataServer that died without
 // the NameServer knowing yet.
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { buffer as readAll } from 'node:stream/consumers'
 import { open } from 'node:fs/promises'
 import { createLogger } from '../../src/common/log.js'
 import { StorageLayout } from '../../src/dataserver/storage-layout.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
+import { Rng } from '../helpers/rng.js'
+import { sha256 } from '../helpers/cluster-files.js'
 
 const MiB = 1024 * 1024
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+const sha = sha256
 
-function bytes (len: number, seed: number): Buffer {
-  const b = Buffer.alloc(len)
-  let x = (seed * 2654435761) >>> 0
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13; x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
-    b[i] = x & 0xff
-  }
-  return b
-}
+/** Deterministic pseudo-random bytes (so block boundaries fall inside varied data). */
+const bytes = (len: number, seed: number): Buffer => new Rng(seed).bytes(len)
 
 t.test('a read survives its DataServer closing mid-stream', async t => {
   // Big blocks, so a paused reader is really in the middle of one when the server goes

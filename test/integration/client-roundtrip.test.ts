@@ -2,25 +2,16 @@
 // trips of several sizes, ranged reads across block boundaries, atomic overwrite,
 // appending a block to an existing file, and clear errors.
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { buffer as readAll } from 'node:stream/consumers'
 import { startCluster } from '../helpers/inprocess-cluster.js'
+import { Rng } from '../helpers/rng.js'
+import { sha256 } from '../helpers/cluster-files.js'
 
 const MiB = 1024 * 1024
 
 /** Deterministic pseudo-random bytes (so block boundaries fall inside varied data). */
-function bytes (len: number, seed: number): Buffer {
-  const b = Buffer.alloc(len)
-  let x = seed * 2654435761 >>> 0
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13; x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
-    b[i] = x & 0xff
-  }
-  return b
-}
+const bytes = (len: number, seed: number): Buffer => new Rng(seed).bytes(len)
 
 /** A stream of `buf` in uneven chunks, so chunks straddle block boundaries. */
 function chunked (buf: Buffer, size = 100_003): Readable {
@@ -29,7 +20,7 @@ function chunked (buf: Buffer, size = 100_003): Readable {
   })())
 }
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+const sha = sha256
 
 t.test('client against a real cluster', async t => {
   const c = await startCluster(t, { dataServers: 3, replication: 2, blockSize: MiB })
