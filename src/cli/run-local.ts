@@ -5,14 +5,15 @@
 // Ctrl-C / SIGTERM stops everything in order: the mount, the DataServers, the
 // NameServer, each by PID. If any part dies on its own, the rest is stopped and the
 // exit code is 1. `--no-mount` skips the mount.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
 import { loadConfigFile } from '../common/config.js'
 import { silentLogger } from '../common/log.js'
 import { packageRoot } from './config-path.js'
+import { isFuseMounted, releaseFuseMount } from '../common/mounts.js'
 
 const ROOT = packageRoot()
 const MAIN = join(ROOT, 'dist/src/cli/main.js')
@@ -98,23 +99,6 @@ async function stopChild (c: Child, signal: NodeJS.Signals): Promise<void> {
   await c.exited
 }
 
-function isMounted (dir: string): boolean {
-  try {
-    return readFileSync('/proc/mounts', 'utf8').split('\n').some(l => l.split(' ')[1] === dir)
-  } catch {
-    return false
-  }
-}
-
-function fusermountUnmount (dir: string): boolean {
-  for (const bin of ['fusermount', 'fusermount3']) {
-    const r = spawnSync(bin, ['-u', dir], { stdio: 'ignore' })
-    if (r.status === 0) return true
-  }
-  // A lazy unmount as the last resort (root only).
-  return spawnSync('umount', ['-l', dir], { stdio: 'ignore' }).status === 0
-}
-
 let shuttingDown: Promise<void> | undefined
 
 function shutdown (code: number): Promise<void> {
@@ -125,9 +109,9 @@ function shutdown (code: number): Promise<void> {
     if (mount !== undefined) {
       await stopChild(mount, 'SIGINT')
     }
-    if (isMounted(MOUNTPOINT)) {
+    if (await isFuseMounted(MOUNTPOINT)) {
       say(`unmounting ${MOUNTPOINT} with fusermount -u`)
-      if (!fusermountUnmount(MOUNTPOINT)) say(`could not unmount ${MOUNTPOINT}; run: fusermount -u ${MOUNTPOINT}`)
+      if (!await releaseFuseMount(MOUNTPOINT)) say(`could not unmount ${MOUNTPOINT}; run: fusermount -u ${MOUNTPOINT}`)
     }
     await Promise.all(children.filter(c => c.role.startsWith('dataserver')).map(c => stopChild(c, 'SIGTERM')))
     await Promise.all(children.filter(c => c.role === 'nameserver').map(c => stopChild(c, 'SIGTERM')))
@@ -171,13 +155,13 @@ async function mount (): Promise<void> {
     return
   }
   mkdirSync(MOUNTPOINT, { recursive: true })
-  if (isMounted(MOUNTPOINT)) {
+  if (await isFuseMounted(MOUNTPOINT)) {
     say(`${MOUNTPOINT} is still mounted from an earlier run: unmounting it`)
-    fusermountUnmount(MOUNTPOINT)
+    await releaseFuseMount(MOUNTPOINT)
   }
   const child = startChild('mount', FUSE_MAIN, ['--config', join(CONFIGS, 'client.json'), MOUNTPOINT])
   const deadline = Date.now() + MOUNT_TIMEOUT_MS
-  while (!isMounted(MOUNTPOINT)) {
+  while (!await isFuseMounted(MOUNTPOINT)) {
     if (!isAlive(child)) throw new Error('hissdfs-mount exited before mounting')
     if (Date.now() > deadline) throw new Error(`${MOUNTPOINT} was not mounted within ${MOUNT_TIMEOUT_MS / 1000} s`)
     await delay(200)

@@ -1,12 +1,12 @@
 // fuse-native setup: loading the binding, checking the mountpoint, the libfuse options,
 // mounting, noticing an external `fusermount -u`, and a clean unmount.
-import { execFile } from 'node:child_process'
-import { access, readdir, readFile, realpath, stat } from 'node:fs/promises'
+import { access, readdir, realpath, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type FuseClass from 'fuse-native'
 import { every, type Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { HissError } from '../common/errors.js'
+import { isFuseMounted, releaseFuseMount } from '../common/mounts.js'
 import type { Logger } from '../common/log.js'
 import type { HissFs, Identity } from '../client/types.js'
 import { ClientPool } from './client-pool.js'
@@ -111,28 +111,6 @@ export function fuseOptionString (cfg: HissConfig, opts: { nonempty?: boolean } 
   ].join(',')
 }
 
-function decodeMountinfoPath (s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
-}
-
-/** Is a FUSE file system mounted at `path` (per /proc/self/mountinfo)? */
-export async function isFuseMounted (path: string): Promise<boolean> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8')
-  for (const line of text.split('\n')) {
-    const parts = line.split(' ')
-    const sep = parts.indexOf('-')
-    if (sep < 0 || parts[4] === undefined) continue
-    if (decodeMountinfoPath(parts[4]) === path && (parts[sep + 1] ?? '').startsWith('fuse')) return true
-  }
-  return false
-}
-
-function run (cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 30000 }, err => { if (err !== null) reject(err); else resolve() })
-  })
-}
-
 export class HissMount {
   readonly fs: HissFuseFs
   readonly pool: ClientPool
@@ -223,12 +201,8 @@ export class HissMount {
       await new Promise<void>((resolve, reject) => { fuse.unmount(err => { if (err === null || err === undefined) resolve(); else reject(err) }) })
       return
     } catch (err) {
-      this.opts.log.warn('fusermount -uz failed, trying umount -l', { err })
+      this.opts.log.warn('fusermount -uz failed, trying the other ways', { err })
     }
-    try {
-      if (await isFuseMounted(mnt)) await run('umount', ['-l', mnt])
-    } catch (err) {
-      this.opts.log.error('could not unmount', { mountpoint: mnt, err })
-    }
+    if (!await releaseFuseMount(mnt).catch(() => false)) this.opts.log.error('could not unmount', { mountpoint: mnt })
   }
 }

@@ -8,12 +8,13 @@
 // and must keep answering while a tool works on the mount.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { HissConfig, HissConfigInput } from '../../src/common/config.js'
 import { startCluster, type Cluster, type ClusterOptions, type TeardownTarget } from './inprocess-cluster.js'
+import { isFuseMounted } from '../../src/common/mounts.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const MOUNT_MAIN = join(REPO_ROOT, 'dist/src/fuse/main.js')
@@ -67,16 +68,8 @@ export async function shOk (cmd: string, opts: { timeoutMs?: number, cwd?: strin
   return r.stdout
 }
 
-/** Is a FUSE file system mounted at `path` (per /proc/self/mountinfo)? */
-export async function isMounted (path: string): Promise<boolean> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8')
-  const enc = path.replace(/[\\ \t\n]/g, c => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'))
-  return text.split('\n').some(line => {
-    const parts = line.split(' ')
-    const sep = parts.indexOf('-')
-    return parts[4] === enc && sep > 0 && (parts[sep + 1] ?? '').startsWith('fuse')
-  })
-}
+/** Is a FUSE file system mounted at `path`? (The same check the mount uses.) */
+export const isMounted = isFuseMounted
 
 async function waitFor (what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs
