@@ -1,7 +1,7 @@
 // Turns every transport failure into a HissError: error bodies are rebuilt from their
 // wire form, socket-level failures are classified by their `code` (never by message
 // text), so callers can decide on retries and failover from the code alone.
-import { HissError, isHissError, type ErrorCode } from '../common/errors.js'
+import { HissError, isHissError } from '../common/errors.js'
 
 // Nothing was sent: safe to retry anything.
 const REFUSED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND'])
@@ -45,8 +45,4 @@ export function errorFromResponse (status: number, body: string | Buffer): HissE
     parsed = undefined
   }
   return HissError.fromBody(parsed, status)
-}
-
-export function hasCode (err: unknown, ...codes: ErrorCode[]): boolean {
-  return isHissError(err) && codes.includes(err.code)
 }

@@ -34,10 +34,6 @@ export function parentOf (p: string): string {
   return i <= 0 ? '/' : p.slice(0, i)
 }
 
-export function baseName (p: string): string {
-  return p.slice(p.lastIndexOf('/') + 1)
-}
-
 export function joinPath (dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`
 }

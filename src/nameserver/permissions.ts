@@ -13,7 +13,6 @@ export const X = 1
 
 export interface Identity { uid: number, gids: number[] }
 
-export const NOBODY_IDENTITY: Identity = { uid: NOBODY, gids: [NOBODY] }
 
 export interface Owned { uid: number, gid: number, mode: number }
 
