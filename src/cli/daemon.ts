@@ -4,7 +4,7 @@
 import { loadConfigFile, type HissConfig, type HissConfigInput } from '../common/config.js'
 import { createLogger, type Logger } from '../common/log.js'
 import { HissError } from '../common/errors.js'
-import { resolveConfigPath } from './config-path.js'
+import { resolveConfigPath } from '../common/config-path.js'
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, formatFailure } from './errors.js'
 import { writeErr } from './output.js'
 

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Command } from 'commander'
-import { packageRoot } from './config-path.js'
+import { packageRoot } from '../common/config-path.js'
 import { registerNameserver } from './commands/nameserver.js'
 import { registerDataserver } from './commands/dataserver.js'
 import { registerPing } from './commands/ping.js'

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../common/log.js'
 import { HissError } from '../common/errors.js'
 import type { HissFs } from '../client/types.js'
 // The client (got and friends) is loaded only when a client command runs.
-import { resolveConfigPath } from './config-path.js'
+import { resolveConfigPath } from '../common/config-path.js'
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, ExitWith, PathFailure, formatFailure } from './errors.js'
 import { writeErr } from './output.js'
 import { toRemotePath } from './remote-path.js'

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
 import { loadConfigFile } from '../common/config.js'
 import { silentLogger } from '../common/log.js'
-import { packageRoot } from './config-path.js'
+import { packageRoot } from '../common/config-path.js'
 import { isFuseMounted, releaseFuseMount } from '../common/mounts.js'
 
 const ROOT = packageRoot()

@@ -2,17 +2,16 @@
 // hissdfs-mount [--config F] MOUNTPOINT: mount the cluster and stay in the foreground.
 // SIGINT/SIGTERM commit open files, unmount and exit 0; so does `fusermount -u`.
 // Anything that prevents mounting is one line on stderr and a non-zero exit.
-import { existsSync } from 'node:fs'
 import { Command } from 'commander'
 import { SystemClock } from '../common/clock.js'
 import { loadConfigFile, type HissConfig } from '../common/config.js'
 import { isHissError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
+import { resolveConfigPath } from '../common/config-path.js'
 import { createClient } from '../client/hiss-client.js'
-import type { Identity } from '../client/types.js'
+import { processIdentity } from '../client/identity.js'
 import { HissMount } from './mount.js'
 
-const DEFAULT_CONFIG = 'configs/client.json'
 
 function fail (msg: string): never {
   process.stderr.write(`hissdfs-mount: ${msg}\n`)
@@ -22,22 +21,6 @@ function fail (msg: string): never {
 function describe (err: unknown): string {
   if (isHissError(err)) return err.message
   return (err as Error)?.message ?? String(err)
-}
-
-function resolveConfigPath (flag: string | undefined): string {
-  const p = flag ?? process.env.HISSDFS_CONFIG ?? DEFAULT_CONFIG
-  if (flag === undefined && process.env.HISSDFS_CONFIG === undefined && !existsSync(p)) {
-    fail(`no config file: pass --config F or set HISSDFS_CONFIG (looked for ${DEFAULT_CONFIG})`)
-  }
-  return p
-}
-
-/** This process's uid and groups, primary group first. */
-function processIdentity (): Identity {
-  const uid = process.getuid?.() ?? 0
-  const gid = process.getgid?.() ?? 0
-  const groups = process.getgroups?.() ?? []
-  return { uid, gids: [gid, ...groups.filter(g => g !== gid)] }
 }
 
 async function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -55,7 +38,7 @@ async function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise
 async function run (mountpointArg: string, opts: { config?: string }): Promise<void> {
   let cfg: HissConfig
   try {
-    cfg = loadConfigFile(resolveConfigPath(opts.config))
+    cfg = loadConfigFile(resolveConfigPath(opts.config, process.env, 'client.json'))
   } catch (err) {
     fail(describe(err))
   }
@@ -137,7 +120,7 @@ program
   .name('hissdfs-mount')
   .description('Mount a HissDFS cluster with FUSE and serve it in the foreground')
   .argument('<mountpoint>', 'empty directory to mount on')
-  .option('--config <file>', `config file (default: $HISSDFS_CONFIG or ${DEFAULT_CONFIG})`)
+  .option('--config <file>', 'config file (default: $HISSDFS_CONFIG, else configs/client.json)')
   .action(async (mountpoint: string, opts: { config?: string }) => { await run(mountpoint, opts) })
 
 program.parseAsync(process.argv).catch(err => { fail(describe(err)) })

@@ -4,7 +4,7 @@ import { HissError } from '../../src/common/errors.js'
 import { modeString, octalMode, longTime, table, humanBytes } from '../../src/cli/format.js'
 import { errorText, formatFailure } from '../../src/cli/errors.js'
 import { intoDirectory, toRemotePath } from '../../src/cli/remote-path.js'
-import { resolveConfigPath } from '../../src/cli/config-path.js'
+import { resolveConfigPath } from '../../src/common/config-path.js'
 
 t.test('mode strings', async t => {
   t.equal(modeString('file', 0o644), '-rw-r--r--')

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** Repository / package root: this file is dist/src/cli/config-path.js. */
+/** Repository / package root: this file is dist/src/common/config-path.js. */
 export function packageRoot (): string {
   return fileURLToPath(new URL('../../../', import.meta.url))
 }
