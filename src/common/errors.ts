@@ -132,6 +132,7 @@ export function fromNodeError (err: unknown, context?: string): HissError {
   if (err instanceof HissError) return err
   const code = (err as { code?: unknown })?.code
   if (isErrorCode(code)) return HissError.from(code, context)
-  if (code === 'EDQUOT') return HissError.from('ENOSPC', context)
+  // Disk full seen through a quota or through SQLite (the NameServer's store).
+  if (code === 'EDQUOT' || code === 'SQLITE_FULL') return HissError.from('ENOSPC', context)
   return new HissError('EIO', `${context === undefined ? '' : context + ': '}${(err as Error)?.message ?? String(err)}`, { cause: err })
 }

@@ -90,6 +90,11 @@ export interface StoreOptions {
   onFatal?: (err: HissError) => void
 }
 
+function isSqliteError (err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_')
+}
+
 export class NamespaceStore {
   private readonly db: Database.Database
   private readonly counters = new Map<Counter, number>()
@@ -190,7 +195,9 @@ export class NamespaceStore {
       // The in-memory counter cache must roll back with the database.
       for (const [k, v] of before) this.counters.set(k, v)
       for (const [k, v] of beforeCeilings) this.ceilings.set(k, v)
-      throw err
+      // SQLite's own failures (a full disk: SQLITE_FULL) keep their meaning; anything
+      // else is a HissError of the namespace logic or a bug, and passes unchanged.
+      throw isSqliteError(err) ? fromNodeError(err, 'namespace store') : err
     }
   }
 
@@ -223,7 +230,7 @@ export class NamespaceStore {
       try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
       for (const [k, v] of b.counters) this.counters.set(k, v)
       for (const [k, v] of b.ceilings) this.ceilings.set(k, v)
-      const he = HissError.INTERNAL(`committing the namespace failed: ${(err as Error).message}`)
+      const he = fromNodeError(err, 'committing the namespace')
       this.failed = he
       for (const w of b.waiters) w.reject(he)
       this.onFatal(he)

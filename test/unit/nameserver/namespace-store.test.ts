@@ -59,3 +59,51 @@ t.test('block ids and generation stamps are never reused across restarts', async
   const inos = [0, 1, 2].map(r => store.lookup(ROOT_INO, `f${r}`)!.ino)
   t.equal(new Set(inos).size, 3, 'inode numbers distinct')
 })
+
+t.test('a full disk under the namespace: ENOSPC, nothing acknowledged is lost', { skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root' }, async t => {
+  const { execFileSync } = await import('node:child_process')
+  const { mkdtempSync, rmdirSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  // Not t.testdir(): tap would try to remove the mountpoint itself.
+  const dir = mkdtempSync(join(tmpdir(), 'hiss-ns-full-'))
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', dir])
+  const opened: NamespaceStore[] = []
+  // One teardown, in order: close the stores, unmount, remove the mountpoint.
+  t.teardown(() => {
+    for (const s of opened) { try { s.close() } catch { /* a failed store */ } }
+    try { execFileSync('umount', [dir]) } catch { execFileSync('umount', ['-l', dir]) }
+    rmdirSync(dir)
+  })
+  const fatal: unknown[] = []
+  const store = new NamespaceStore(dir, { ...OPTS, onFatal: err => fatal.push(err) })
+  opened.push(store)
+  const acknowledged: string[] = []
+  let failure: { code?: string } | undefined
+  const pad = 'x'.repeat(200)
+  for (let i = 0; i < 20000 && failure === undefined; i++) {
+    const name = `f${i}-${pad}`
+    try {
+      store.transaction(() => store.insert(row(name)))
+      await store.whenDurable()
+      acknowledged.push(name)
+    } catch (err) {
+      failure = err as { code?: string }
+    }
+  }
+  t.ok(failure !== undefined, `the disk filled up after ${acknowledged.length} files`)
+  t.equal(failure?.code, 'ENOSPC', 'the failure says the disk is full')
+  t.ok(acknowledged.length > 10, 'files were acknowledged before that')
+  t.equal(fatal.length, 1, 'the owner is told the store failed (the NameServer exits)')
+  t.throws(() => store.transaction(() => store.insert(row('after'))), { code: 'ENOSPC' }, 'a failed store refuses further changes')
+  try { store.close() } catch { /* the failed store may not close cleanly */ }
+  // More room (as an operator would make), then a restart from the disk state.
+  execFileSync('mount', ['-o', 'remount,size=8m', dir])
+  const again = new NamespaceStore(dir, OPTS)
+  opened.push(again)
+  const missing = acknowledged.filter(n => again.lookup(ROOT_INO, n) === undefined)
+  t.same(missing, [], `every acknowledged file (${acknowledged.length}) is there after the restart`)
+  again.transaction(() => again.insert(row('after-restart')))
+  await again.whenDurable()
+  t.ok(again.lookup(ROOT_INO, 'after-restart'), 'and the namespace takes changes again')
+})
