@@ -5,7 +5,7 @@ NODE_MODULES_STAMP := node_modules/.install-stamp
 DEB_STAMP := /tmp/.hissdfs-debs-ok
 TAP ?= node_modules/.bin/tap
 
-.PHONY: all deps debs build clean run test test-unit test-integration test-fuse bench lint
+.PHONY: all deps debs build clean run test test-unit test-integration test-fuse bench bench-test lint
 
 all: build
 
@@ -56,6 +56,13 @@ test-fuse: build
 
 # Benchmark against the local disk, bindfs and MooseFS, side by side (root; installs
 # bindfs, MooseFS and fio from Debian when missing). QUICK=1: reduced, a few minutes;
-# REPS=N overrides the number of reps.
+# REPS=N overrides the number of reps; PROFILE=1 runs the HissDFS processes under
+# node --cpu-prof and writes bench/results/<mode>-profile.md. Runs bench-test first.
 bench: deps
-	@bash bench/bench.sh $(if $(filter-out 0,$(QUICK)),--quick) $(if $(REPS),--reps=$(REPS))
+	@bash bench/bench.sh $(if $(filter-out 0,$(QUICK)),--quick) $(if $(REPS),--reps=$(REPS)) $(if $(filter-out 0,$(PROFILE)),--profile)
+
+# The benchmark harness's own unit tests (report, targets, profile summary): seconds.
+# No `deps` prerequisite: it needs only an installed node_modules (tsc and tap).
+bench-test:
+	node_modules/.bin/tsc -p bench/tsconfig.json
+	@bash test/run-tests.sh dist/bench/test

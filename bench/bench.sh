@@ -31,5 +31,13 @@ if ! node_modules/.bin/tsc -p tsconfig.json >bench/work/tsc.log 2>&1; then
   echo "note: tsc reported errors building HissDFS ($(grep -c 'error TS' bench/work/tsc.log) errors, see bench/work/tsc.log); benchmarking what was emitted"
 fi
 node_modules/.bin/tsc -p bench/tsconfig.json
+# The harness's own tests (seconds): a harness that computes wrong ratios or verdicts
+# must not produce a report.
+if ! bash test/run-tests.sh dist/bench/test >bench/work/bench-test.log 2>&1; then
+  tail -n 30 bench/work/bench-test.log >&2
+  echo "bench: the harness's own tests failed (bench/work/bench-test.log); not running the benchmark" >&2
+  exit 1
+fi
+echo "bench: harness tests: $(tail -n 1 bench/work/bench-test.log)"
 
 exec node dist/bench/src/main.js "$@"

@@ -3,8 +3,11 @@
 // data under bench/work/run, runs the same workloads on each (systems interleaved rep
 // by rep), tears everything down (also on failure or Ctrl-C), and writes one report to
 // bench/results/{full,quick}.{md,json}.
-// Usage: node dist/bench/src/main.js [--quick] [--reps=N] [--no-hissdfs]
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+// Usage: node dist/bench/src/main.js [--quick] [--reps=N] [--no-hissdfs] [--profile]
+// --profile: every HissDFS process runs under `node --cpu-prof` (bench/work/profiles/
+// <system>/<role>); the report goes to <mode>-profiled.{md,json} (the profiler slows
+// things down) and the top self-time functions per process to <mode>-profile.md.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadavg } from 'node:os'
@@ -17,6 +20,7 @@ import { run } from './proc.js'
 import { buildReport, type RunInfo } from './write-report.js'
 import { Results, type TableId } from './results.js'
 import { niceOf, sampleRss } from './rss.js'
+import { profileTreeMarkdown, summarizeProfileTree } from './profile.js'
 import { startBindfs, startRaw } from './sys-local.js'
 import { HissCluster, hissMissing } from './sys-hissdfs.js'
 import { MOOSEFS_NOTES, MoosefsCluster } from './sys-moosefs.js'
@@ -27,6 +31,7 @@ import type { Ctx } from './workloads/context.js'
 import { defineFioRows, fioRandom } from './workloads/fio.js'
 import { defineMetaRows, metadata } from './workloads/metadata.js'
 import { defineNsRows, nsColumn, nsLoad } from './workloads/ns-load.js'
+import { defineNsMemRows, nsMemColumn, nsMemory } from './workloads/ns-memory.js'
 import { defineSeqRows, seqRead, seqWrite } from './workloads/seq.js'
 import { defineSmallRows, smallFiles } from './workloads/small-files.js'
 import { defineTarRows, tarTree } from './workloads/tar-tree.js'
@@ -57,22 +62,32 @@ async function main (teardown: Teardown): Promise<number> {
     opts.reps = n
   }
   const skipHiss = args.includes('--no-hissdfs')
+  opts.profile = args.includes('--profile')
+  const known = /^(--quick|--no-hissdfs|--profile|--reps=.*)$/
+  const unknown = args.filter((a) => !known.test(a))
+  if (unknown.length > 0) throw new Error(`unknown argument(s): ${unknown.join(' ')} (expected --quick, --reps=N, --no-hissdfs, --profile)`)
   const work = join(repo, 'bench', 'work')
   const runDir = join(work, 'run')
   const logs = join(work, 'logs')
   const cache = join(work, 'cache')
   const resultsDir = join(repo, 'bench', 'results')
+  const profileDir = opts.profile ? join(work, 'profiles') : undefined
   const started = new Date()
 
   await mkdir(work, { recursive: true })
   await clearStaleMounts(work)
   await run('rm', ['-rf', '--one-file-system', runDir, logs], { timeoutMs: 600000 })
   for (const d of [runDir, logs, cache, resultsDir, join(runDir, 'tmp')]) await mkdir(d, { recursive: true })
+  if (profileDir !== undefined) {
+    await rm(profileDir, { recursive: true, force: true })
+    await mkdir(profileDir, { recursive: true })
+  }
 
   teardown.installSignalHandlers()
   const results = new Results()
+  if (opts.profile) results.notes.push('PROFILED run (--profile): every HissDFS process ran under `node --cpu-prof`, which slows it down; compare these figures only with care. Hot functions: see the -profile.md report.')
 
-  log(`mode ${opts.quick ? 'QUICK' : 'full'}: ${opts.reps} rep(s); work directory ${runDir}`)
+  log(`mode ${opts.quick ? 'QUICK' : 'full'}: ${opts.reps} rep(s); work directory ${runDir}${profileDir === undefined ? '' : `; HissDFS processes profiled into ${profileDir}`}`)
   const machine = await machineFacts(repo, work)
   log('preparing inputs (random file, tarball)')
   const inputs = await prepareInputs(repo, cache, opts.seqBytes, opts.treeCandidates)
@@ -109,7 +124,7 @@ async function main (teardown: Teardown): Promise<number> {
     const name: SystemName = `hissdfs-r${r}`
     const cols = [name, `hissdfs-r${r} CLI`]
     if (missing !== undefined) { unavailable(cols, missing); continue }
-    const c = new HissCluster(repo, runDir, logs, r, teardown)
+    const c = new HissCluster(repo, runDir, logs, r, teardown, profileDir)
     if (teardown.aborting) throw new Error('interrupted')
     try {
       log(`starting HissDFS r${r}: NameServer, 3 DataServers, hissdfs-mount`)
@@ -145,6 +160,7 @@ async function main (teardown: Teardown): Promise<number> {
   defineFioRows(ctx)
   defineCliRows(ctx)
   defineNsRows(ctx)
+  defineNsMemRows(ctx)
 
   const progress = (table: TableId, column: string, rep: number, since: number): void => {
     const got = results.samples.slice(since).map((s) => `${s.row}=${s.value !== undefined ? s.value.toFixed(1) : s.wrong !== undefined ? `WRONG(${s.wrong})` : `failed(${s.error ?? ''})`}`)
@@ -206,6 +222,17 @@ async function main (teardown: Teardown): Promise<number> {
       }
     }
   }
+  if (nsCluster === undefined) {
+    unavailable(['hissdfs-r3 NameServer'], results.unavailable['hissdfs-r3'] ?? 'no HissDFS cluster running')
+  } else {
+    checkAborted()
+    const since = results.samples.length
+    const n = opts.nsFillFiles
+    log(`NameServer memory: creating ${n.toLocaleString('en-US')} files in directories of ${opts.nsFillDirSize.toLocaleString('en-US')} from ${opts.nsFillConcurrency} clients (progress every 10 s)`)
+    results.notes.push(`NameServer memory: ${n.toLocaleString('en-US')} empty files created through POST /v1/ns/create (directories of ${opts.nsFillDirSize.toLocaleString('en-US')} entries, ${opts.nsFillConcurrency} concurrent clients) in the NameServer of ${nsCluster.view().name} after the load above; then ${opts.nsFillVerify.toLocaleString('en-US')} random files are stat'ed, a few directories listed and du must count every file.${opts.quick ? ` QUICK: ${n.toLocaleString('en-US')} files, not the 1,000,000 of the target; the target is not judged.` : ''}`)
+    await nsMemory(ctx, nsCluster, log)
+    progress('nsmem', nsMemColumn(nsCluster), 1, since)
+  }
 
   // ---- teardown and report -------------------------------------------------------
   log('stopping every system')
@@ -224,11 +251,22 @@ async function main (teardown: Teardown): Promise<number> {
     peersMissing,
   }
   const { markdown, json } = buildReport(results, info)
-  const base = join(resultsDir, opts.quick ? 'quick' : 'full')
+  const mode = opts.quick ? 'quick' : 'full'
+  const base = join(resultsDir, opts.profile ? `${mode}-profiled` : mode)
   await writeFile(`${base}.md`, markdown)
   await writeFile(`${base}.json`, JSON.stringify(json, null, 2) + '\n')
   process.stdout.write('\n' + markdown + '\n')
   log(`results written to ${base}.md and ${base}.json; logs in ${logs}`)
+  if (profileDir !== undefined) {
+    const tree = await summarizeProfileTree(profileDir, repo)
+    const profMd = profileTreeMarkdown(`HissDFS CPU profiles (${opts.quick ? 'QUICK' : 'full'} run, ${info.started.toISOString()})`, [
+      `Every HissDFS process of \`make bench${opts.quick ? ' QUICK=1' : ''} PROFILE=1\` ran under \`node --cpu-prof\`; the profiles are in bench/work/profiles/<system>/<process>/ (open them in Chrome DevTools or speedscope for flame graphs). The run's figures are in ${mode}-profiled.md (slowed by the profiler).`,
+      'Self time per function (name, compiled file in dist/ : line), summed over every profile of the process, top 15; "% of busy" is of the non-idle sampled time. (program) is time in V8/native code outside JavaScript functions, (garbage collector) is GC.',
+    ], tree)
+    const profFile = join(resultsDir, `${mode}-profile.md`)
+    await writeFile(profFile, profMd)
+    log(`CPU profile summary written to ${profFile} (${tree.reduce((a, e) => a + e.summary.profiles, 0)} profiles)`)
+  }
   await run('rm', ['-rf', '--one-file-system', runDir], { timeoutMs: 600000 })
 
   if (results.wrongCount > 0) { log(`FAILED: ${results.wrongCount} wrong result(s)`); return 1 }

@@ -16,7 +16,18 @@ export interface BenchOptions {
   /** NameServer load: operations per phase, for each concurrency. */
   nsOps: number
   nsConcurrency: number[]
+  /** NameServer memory: files created (in directories of nsFillDirSize) before its RSS is read. */
+  nsFillFiles: number
+  nsFillDirSize: number
+  nsFillConcurrency: number
+  /** Files stat'ed at random afterwards (each must exist). */
+  nsFillVerify: number
+  /** Run the HissDFS processes under `node --cpu-prof` (--profile). */
+  profile: boolean
 }
+
+/** The NameServer memory target is stated for this many files. */
+export const NS_FILL_TARGET_FILES = 1_000_000
 
 const MiB = 1024 * 1024
 
@@ -36,6 +47,11 @@ export function benchOptions (quick: boolean): BenchOptions {
       fioFsyncSeconds: 5,
       nsOps: 300,
       nsConcurrency: [1, 8, 32],
+      nsFillFiles: 20_000,
+      nsFillDirSize: 1000,
+      nsFillConcurrency: 32,
+      nsFillVerify: 200,
+      profile: false,
     }
   }
   return {
@@ -52,6 +68,11 @@ export function benchOptions (quick: boolean): BenchOptions {
     fioFsyncSeconds: 10,
     nsOps: 2000,
     nsConcurrency: [1, 8, 32],
+    nsFillFiles: NS_FILL_TARGET_FILES,
+    nsFillDirSize: 1000,
+    nsFillConcurrency: 32,
+    nsFillVerify: 1000,
+    profile: false,
   }
 }
 

@@ -23,6 +23,8 @@ export interface RunOptions {
   stdoutFile?: string
   /** Text written to stdin (stdin is closed otherwise). */
   input?: string
+  /** Called with each chunk of stderr as it arrives (it is captured as well). */
+  onStderr?: (text: string) => void
 }
 
 const CAPTURE_LIMIT = 4 * 1024 * 1024
@@ -60,7 +62,7 @@ export async function run (cmd: string, args: string[], opts: RunOptions): Promi
     let stderr = ''
     let timedOut = false
     child.stdout?.on('data', (b: Buffer) => { stdout = appendCapped(stdout, b) })
-    child.stderr?.on('data', (b: Buffer) => { stderr = appendCapped(stderr, b) })
+    child.stderr?.on('data', (b: Buffer) => { stderr = appendCapped(stderr, b); opts.onStderr?.(b.toString('utf8')) })
     if (opts.input !== undefined) child.stdin?.end(opts.input)
     const timer = setTimeout(() => { timedOut = true; killGroup(child.pid, 'SIGKILL') }, opts.timeoutMs)
     child.on('error', (err) => { clearTimeout(timer); running.delete(child); void outFh?.close(); reject(err) })

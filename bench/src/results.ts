@@ -1,6 +1,6 @@
 // What the benchmark measured: row definitions, one sample per (row, column, rep),
 // memory samples and notes. Everything the report prints comes from here.
-export type TableId = 'main' | 'cli' | 'ns'
+export type TableId = 'main' | 'cli' | 'ns' | 'nsmem'
 
 export interface RowDef {
   table: TableId

@@ -4,9 +4,14 @@ import { readFile } from 'node:fs/promises'
 import type { DaemonRef } from './system.js'
 
 export async function readRssKiB (pid: number): Promise<number | undefined> {
+  return await readStatusKiB(pid, 'VmRSS')
+}
+
+/** A kB field of /proc/PID/status: VmRSS (resident now), VmHWM (resident peak since start). */
+export async function readStatusKiB (pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
   try {
     const text = await readFile(`/proc/${pid}/status`, 'utf8')
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text)
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text)
     return m?.[1] === undefined ? undefined : Number(m[1])
   } catch {
     return undefined

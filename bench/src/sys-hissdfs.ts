@@ -37,23 +37,45 @@ export class HissCluster {
   nsAddress = ''
   private http: JsonHttp | undefined
 
+  /**
+   * @param profileDir when set, every HissDFS process of this cluster runs under
+   *   `node --cpu-prof` writing to `<profileDir>/<system>/<role>` (see nodeArgs).
+   */
   constructor (
     private readonly repo: string,
     private readonly base: string,
     private readonly logs: string,
     readonly replication: 1 | 3,
     private readonly teardown: Teardown,
+    private readonly profileDir?: string,
   ) {
     this.mnt = join(base, 'mnt', `hissdfs-r${replication}`)
     this.clientConfig = join(base, `hissdfs-r${replication}`, 'client.json')
+    this.nsDir = join(base, `hissdfs-r${replication}`, 'ns')
   }
+
+  /** The NameServer's root directory (its on-disk store). */
+  readonly nsDir: string
 
   private get name (): string { return `hissdfs-r${this.replication}` }
 
+  /** Node flags for a HissDFS process of this cluster: the CPU profiler when profiling. */
+  nodeArgs (role: string): string[] {
+    return this.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(this.profileDir, this.name, role)}`]
+  }
+
+  /** A profiled process needs time to write its profile after SIGTERM. */
+  private get graceMs (): number { return this.profileDir === undefined ? 15000 : 60000 }
+
   private spawn (role: string, args: string[]): Daemon {
-    const d = new Daemon(role, process.execPath, args, join(this.logs, `${this.name}-${role}.log`))
+    const d = new Daemon(role, process.execPath, [...this.nodeArgs(role), ...args], join(this.logs, `${this.name}-${role}.log`))
     this.daemonList.push(d)
     return d
+  }
+
+  /** The NameServer's process id (undefined before start). */
+  get nsPid (): number | undefined {
+    return this.daemonList.find((d) => d.role === 'nameserver')?.pid
   }
 
   async start (): Promise<void> {
@@ -73,9 +95,9 @@ export class HissCluster {
       'safemode.extension.ms': 0,
       'log.level': 'warn',
     }
-    await mkdir(join(dir, 'ns'), { recursive: true })
+    await mkdir(this.nsDir, { recursive: true })
     const nsCfg = join(dir, 'nameserver.json')
-    await writeFile(nsCfg, JSON.stringify({ ...common, 'nameserver.root.dir': join(dir, 'ns') }, null, 2))
+    await writeFile(nsCfg, JSON.stringify({ ...common, 'nameserver.root.dir': this.nsDir }, null, 2))
     await writeFile(this.clientConfig, JSON.stringify(common, null, 2))
 
     const ns = this.spawn('nameserver', [paths.cli, 'nameserver', '--config', nsCfg])
@@ -146,7 +168,7 @@ export class HissCluster {
     await unmount(this.mnt)
     const byRole = (re: RegExp): Daemon[] => this.daemonList.filter((d) => re.test(d.role))
     for (const group of [byRole(/^mount$/), byRole(/^dataserver/), byRole(/^nameserver$/)]) {
-      await Promise.all(group.map(async (d) => { await d.stop(15000) }))
+      await Promise.all(group.map(async (d) => { await d.stop(this.graceMs) }))
     }
   }
 

@@ -1,10 +1,11 @@
 // The Markdown report and the JSON record of one run.
-import { formatBytes, type BenchOptions } from './options.js'
+import { formatBytes, NS_FILL_TARGET_FILES, type BenchOptions } from './options.js'
 import type { Inputs } from './inputs.js'
 import type { MachineFacts } from './machine.js'
 import { markdownTable, Report, type RatioDef } from './report.js'
 import type { Results } from './results.js'
 import { SYSTEM_ORDER } from './system.js'
+import { evaluateTargets, targetsMarkdown, targetSummary } from './targets.js'
 import { CLI_RAW } from './workloads/cli.js'
 import { nsColumn } from './workloads/ns-load.js'
 
@@ -53,6 +54,9 @@ function rssTable (results: Results): string {
 export function buildReport (results: Results, info: RunInfo): { markdown: string, json: unknown } {
   const rep = new Report(results)
   const { opts, inputs, machine } = info
+  const targets = evaluateTargets(results, opts)
+  const nsMemColumns = [...new Set(results.samples.filter((s) => s.table === 'nsmem').map((s) => s.column))]
+  if (nsMemColumns.length === 0) nsMemColumns.push(...Object.keys(results.unavailable).filter((c) => c.endsWith(' NameServer')))
   const minutes = ((info.finished.getTime() - info.started.getTime()) / 60000).toFixed(1)
   const failures = results.samples.filter((s) => s.wrong !== undefined || s.error !== undefined)
   const verdict = results.wrongCount > 0
@@ -64,7 +68,9 @@ export function buildReport (results: Results, info: RunInfo): { markdown: strin
   const md: string[] = [
     `# HissDFS benchmark (${opts.quick ? 'QUICK' : 'full'} run)`,
     '',
-    `${info.started.toISOString()} – ${info.finished.toISOString()} (${minutes} min), \`make bench${opts.quick ? ' QUICK=1' : ''}\`, ${opts.reps} rep(s), systems interleaved rep by rep. ${verdict}`,
+    `${info.started.toISOString()} – ${info.finished.toISOString()} (${minutes} min), \`make bench${opts.quick ? ' QUICK=1' : ''}${opts.profile ? ' PROFILE=1' : ''}\`, ${opts.reps} rep(s), systems interleaved rep by rep. ${verdict}`,
+    '',
+    `Targets of the issue: ${targetSummary(targets)} (see [Targets](#targets)).`,
     '',
     '## Machine',
     '',
@@ -100,12 +106,22 @@ export function buildReport (results: Results, info: RunInfo): { markdown: strin
     '',
     'No peer column: the MooseFS master has no comparable client API; compare mount-level metadata in rows (3)–(5) above.',
     '',
+    '## NameServer memory with many files',
+    '',
+    rep.table('nsmem', nsMemColumns, [], 'measurement'),
+    '',
+    `VmRSS and VmHWM from /proc/PID/status of the NameServer, read after the files were created and checked; the store is every file under its nameserver.root.dir (SQLite database and WAL), allocated size.${opts.nsFillFiles < NS_FILL_TARGET_FILES ? ` Reduced run: ${opts.nsFillFiles.toLocaleString('en-US')} files, not ${NS_FILL_TARGET_FILES.toLocaleString('en-US')}.` : ''}`,
+    '',
     '## Daemon memory (VmRSS)',
     '',
     rssTable(results),
     '',
     `Idle: 2 s after start, before any workload. Peaks: sampled every 100 ms during the ${formatBytes(opts.seqBytes)} sequential write and read, highest over all reps. MooseFS daemons serve both moosefs rows.`,
   ]
+  md.push('', '## Targets', '',
+    `Each target of the issue, computed from this run's figures above: medians over the reps; ratios are the median of the per-rep ratios, with the same replication. ${targetSummary(targets)}.${opts.quick ? ' QUICK run: smaller sizes than the targets are stated for, so a verdict here is indicative; targets that depend on size are "not claimed" unless the reduced run already misses them.' : ''}`,
+    '',
+    targetsMarkdown(targets))
   if (failures.length > 0) {
     md.push('', '## Failures', '', ...failures.map((s) => `- ${s.table} / ${s.row} / ${s.column} / rep ${s.rep}: ${s.wrong !== undefined ? `WRONG RESULT: ${s.wrong}` : `failed: ${s.error ?? ''}`}`))
   }
@@ -126,6 +142,7 @@ export function buildReport (results: Results, info: RunInfo): { markdown: strin
     ratios: [...rep.allRatios('main', MAIN_RATIOS), ...rep.allRatios('cli', CLI_RATIOS)].filter((r) => r.perRep.length > 0),
     rss: results.rss,
     nice: results.nice,
+    targets,
   }
   return { markdown: md.join('\n') + '\n', json }
 }

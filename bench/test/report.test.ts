@@ -1,5 +1,8 @@
-// The harness's own logic: parsing mfsfileinfo, per-rep ratios, wrong results.
+// The harness's own logic: parsing mfsfileinfo, per-rep ratios, wrong results, the report.
 import t from 'tap'
+import { benchOptions } from '../src/options.js'
+import { lineSplitter } from '../src/workloads/ns-memory.js'
+import { buildReport, type RunInfo } from '../src/write-report.js'
 import { fmtRatio, median, Report } from '../src/report.js'
 import { Results, WrongResult } from '../src/results.js'
 import { copiesPerChunk } from '../src/sys-moosefs.js'
@@ -59,4 +62,40 @@ t.test('a wrong result replaces the number and counts as a failure', async (t) =
   r.unavailable['hissdfs-r3'] = 'dist/src/fuse/main.js not built'
   t.equal(rep.cell('main', 'a', 'hissdfs-r3'), 'not available (reason below)')
   t.same(rep.unavailableLines(['raw', 'hissdfs-r3']), ['- hissdfs-r3: not available: dist/src/fuse/main.js not built'])
+})
+
+t.test('progress lines of a child arrive whole, however stderr is chunked', async (t) => {
+  const got: string[] = []
+  const feed = lineSplitter((l) => got.push(l))
+  feed('ns-fill: 10')
+  feed(' / 20 files\n\nns-fill: 20 / 20')
+  t.same(got, ['ns-fill: 10 / 20 files'])
+  feed(' files\n')
+  t.same(got, ['ns-fill: 10 / 20 files', 'ns-fill: 20 / 20 files'])
+})
+
+t.test('the report has the NameServer memory table and the Targets section, the JSON the targets', async (t) => {
+  const r = new Results()
+  r.defineRow({ table: 'ns', id: 'stat', label: 'stat', unit: 'ops/s', better: 'higher' })
+  r.defineRow({ table: 'nsmem', id: 'fill-rss', label: 'NameServer VmRSS holding the 20,000 files', unit: 'MiB', better: 'lower' })
+  r.add({ table: 'ns', row: 'stat', column: '32 clients', rep: 1, value: 2252 })
+  r.add({ table: 'nsmem', row: 'fill-rss', column: 'hissdfs-r3 NameServer', rep: 1, value: 80 })
+  const opts = benchOptions(true)
+  const info: RunInfo = {
+    started: new Date(0),
+    finished: new Date(60000),
+    opts,
+    inputs: { randomFile: '/x', randomBytes: opts.seqBytes, randomSha256: 'ab', treeName: 'yaml', treeDir: '/y', tarball: '/y.tar', treeEntries: 1, treeFiles: 1, treeBytes: 1 },
+    machine: { cpuModel: 'cpu', cores: 2, memoryGiB: 1, disk: { device: 'd', fsType: 'ext4', sizeGiB: 1, availGiB: 1, rotational: '0' }, kernel: 'k', os: 'o', versions: {}, loadAvgStart: [0, 0, 0] },
+    hissColumns: ['hissdfs-r3'],
+    peersMissing: [],
+  }
+  const { markdown, json } = buildReport(r, info)
+  t.match(markdown, /## NameServer memory with many files\n\n\| measurement +\| unit +\| hissdfs-r3 NameServer \|/)
+  t.match(markdown, /Reduced run: 20,000 files, not 1,000,000\./)
+  t.match(markdown, /## Targets\n/)
+  t.match(markdown, /\| NameServer stat from 32 clients +\| NameServer +\| 2,252 ops\/s +\| ≥ 20,000 ops\/s +\| \*\*MISSED\*\* +\|/)
+  t.match(markdown, /\| NameServer resident memory holding 1,000,000 files +\| hissdfs-r3 NameServer +\| 80 MiB with 20,000 files +\| < 1024 MiB +\| not claimed +\|/)
+  const targets = (json as { targets: Array<{ verdict: string }> }).targets
+  t.equal(targets.filter((x) => x.verdict === 'MISSED').length, 1)
 })

@@ -58,17 +58,17 @@ export async function cliHiss (ctx: Ctx, cluster: HissCluster, rep: number): Pro
   const cfg = ['--config', cluster.clientConfig]
   await ctx.results.measure('cli', ['cli-put', 'cli-cat'], cliColumn(cluster), rep, async (set) => {
     await warmSource(ctx)
-    const p = await run(process.execPath, [cli, 'put', inputs.randomFile, remote, ...cfg], { timeoutMs: t })
+    const p = await run(process.execPath, [...cluster.nodeArgs('cli-put'), cli, 'put', inputs.randomFile, remote, ...cfg], { timeoutMs: t })
     if (p.timedOut || p.code !== 0) throw new Error(`hissdfs put: ${p.timedOut ? 'timed out' : describeExit(p)}`)
     const problem = await cluster.checkReplicas(join(cluster.mnt, remote))
     if (problem !== undefined) throw new WrongResult(`copies: ${problem}`)
     set('cli-put', mbps(inputs.randomBytes, p.seconds))
     await ctx.caches.drop()
-    const c = await run(process.execPath, [cli, 'cat', remote, ...cfg], { timeoutMs: t, stdoutFile: out })
+    const c = await run(process.execPath, [...cluster.nodeArgs('cli-cat'), cli, 'cat', remote, ...cfg], { timeoutMs: t, stdoutFile: out })
     if (c.timedOut || c.code !== 0) throw new Error(`hissdfs cat: ${c.timedOut ? 'timed out' : describeExit(c)}`)
     await checkOut(ctx, out)
     set('cli-cat', mbps(inputs.randomBytes, c.seconds))
   })
   await rm(out, { force: true })
-  await run(process.execPath, [cli, 'rm', remote, ...cfg], { timeoutMs: 120000 })
+  await run(process.execPath, [...cluster.nodeArgs('cli-rm'), cli, 'rm', remote, ...cfg], { timeoutMs: 120000 })
 }

@@ -19,8 +19,8 @@ export interface Ctx {
 }
 
 /** Run a bench child script (fs-worker / ns-load) and parse its one JSON line. */
-export async function runScript<T> (ctx: Ctx, script: string, job: unknown, timeoutMs: number): Promise<T & { error?: string, wrong?: string }> {
-  const r: RunResult = await run(process.execPath, [join(ctx.benchDist, script), JSON.stringify(job)], { timeoutMs })
+export async function runScript<T> (ctx: Ctx, script: string, job: unknown, timeoutMs: number, onStderr?: (text: string) => void): Promise<T & { error?: string, wrong?: string }> {
+  const r: RunResult = await run(process.execPath, [join(ctx.benchDist, script), JSON.stringify(job)], { timeoutMs, onStderr })
   if (r.timedOut) throw new Error(`${script}: timed out after ${timeoutMs / 1000} s`)
   const line = r.stdout.trim().split('\n').pop() ?? ''
   try {
