@@ -102,7 +102,7 @@ export function evaluateTargets (results: Results, opts: TargetOptions): TargetR
       const required = `≤ ${MEMORY_SLACK_MIB} MiB`
       if (idle.length === 0 || busy.length === 0) { out.push({ target, subject: system, measured: '–', required, verdict: 'not measured' }); continue }
       const growth = (Math.max(...busy) - Math.min(...idle)) / 1024
-      const measured = `+${growth.toFixed(0)} MiB (idle ${(Math.min(...idle) / 1024).toFixed(0)}, peak ${(Math.max(...busy) / 1024).toFixed(0)})`
+      const measured = `${growth >= 0 ? '+' : '−'}${Math.abs(growth).toFixed(0)} MiB (idle ${(Math.min(...idle) / 1024).toFixed(0)}, peak ${(Math.max(...busy) / 1024).toFixed(0)})`
       const within = growth <= MEMORY_SLACK_MIB
       out.push({
         target,

@@ -126,6 +126,15 @@ t.test('memory while streaming: peak minus idle, and what a reduced run claims',
   t.equal(ds.value, 25)
   t.equal(ds.verdict, 'met')
   t.notOk(full.some((x) => x.subject === 'moosefs-r3'))
+  t.equal(mount.measured, '+280 MiB (idle 70, peak 350)')
+
+  // A daemon that shrank while streaming (pages given back) reads as a negative change.
+  const r = sample()
+  r.rss.push({ system: 'hissdfs-r1', phase: 'idle', role: 'dataserver3', rep: 0, kib: 70 * 1024 })
+  r.rss.push({ system: 'hissdfs-r1', phase: 'seq-read', role: 'dataserver3', rep: 1, kib: 64 * 1024 })
+  const shrank = find(evaluateTargets(r, { seqBytes: GiB, nsFillFiles: 1_000_000 }), /^dataserver3: resident memory/, 'hissdfs-r1')
+  t.equal(shrank.measured, '−6 MiB (idle 70, peak 64)')
+  t.equal(shrank.verdict, 'met')
 
   const quick = evaluateTargets(sample(), { seqBytes: 256 * MiB, nsFillFiles: 20_000 })
   t.equal(find(quick, /^mount: resident memory/, 'hissdfs-r3').verdict, 'MISSED', 'over the limit with less data is over it with more')
