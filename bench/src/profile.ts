@@ -124,7 +124,7 @@ export type ProfileTree = Awaited<ReturnType<typeof summarizeProfileTree>>
 
 /** The whole profile report: one section per system and role. */
 export function profileTreeMarkdown (title: string, intro: string[], tree: ProfileTree, top = 15): string {
-  const md: string[] = [`# ${title}`, '', ...intro, '']
+  const md: string[] = [`# ${title}`, '', ...intro.flatMap((p) => [p, ''])]
   if (tree.length === 0) md.push('No profiles were found.', '')
   for (const e of tree) {
     if (e.summary.profiles === 0) {
