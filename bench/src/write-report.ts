@@ -66,7 +66,7 @@ export function buildReport (results: Results, info: RunInfo): { markdown: strin
         : 'All measurements completed and every result was checked.'
   const m = machine
   const md: string[] = [
-    `# HissDFS benchmark (${opts.quick ? 'QUICK' : 'full'} run)`,
+    `# HissDFS benchmark (${opts.quick ? 'QUICK' : 'full'} run${opts.profile ? ', profiled' : ''})`,
     '',
     `${info.started.toISOString()} – ${info.finished.toISOString()} (${minutes} min), \`make bench${opts.quick ? ' QUICK=1' : ''}${opts.profile ? ' PROFILE=1' : ''}\`, ${opts.reps} rep(s), systems interleaved rep by rep. ${verdict}`,
     '',
