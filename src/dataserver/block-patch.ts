@@ -1,23 +1,24 @@
 // Patching a replica in place: a small change to an existing block costs the changed
 // bytes, not a new copy of the whole block. Crash safety comes from a journal (redo log)
-// per patch, kept in <root>/journal:
+// per patch, kept in <root>/journal (patch-receiver.ts runs the steps):
 //
-//   1. the ranges and their bytes are written to `blk_<id>_<from>_<to>.patch.tmp` and
-//      fsync'd (a crash here leaves a temp journal: dropped at start, replica untouched);
-//   2. under the block's exclusive lock, the chunks the patch only partly overwrites are
-//      verified against their current CRCs (a patch must never bless a silently
-//      corrupted chunk with a fresh CRC);
-//   3. the journal is renamed to its final name and the directory fsync'd: from here on
-//      the patch is decided, and a restart re-applies it (applying is idempotent);
-//   4. the bytes are written in place, the CRCs of the touched chunks (and of the grown
-//      tail) recomputed from the data and written into .meta with the new length, both
-//      fsync'd, both renamed to the new generation (meta first), the directory fsync'd;
-//   5. the journal is removed.
+//   1. the chunks the patch only partly overwrites are verified against their CRCs (a
+//      patch must never bless a silently corrupted chunk with a fresh CRC);
+//   2. the ranges and their bytes are written to `blk_<id>_<from>_<to>.patch` with a
+//      header CRC and a trailer (CRC of the bytes + end mark), fsync'd, and the
+//      directory fsync'd: the patch is decided (a crash before this leaves at most a
+//      torn journal, dropped at start; the replica was not touched);
+//   3. under the block's exclusive lock the bytes are written in place, the CRCs of the
+//      touched chunks (and of the grown tail) recomputed from the data and written into
+//      .meta with the new length, both renamed to the new generation (meta first); the
+//      DataServer acknowledges;
+//   4. checkpoint: data and meta fsync'd, the directory fsync'd, the journal removed.
 //
-// A kill -9 anywhere leaves either the old generation intact (before 3) or a complete
-// journal that recovery applies before the replicas are scanned, ending at the new
-// generation with matching checksums (after 3). Recovery finds the files under either
-// generation's name, so a crash between the two renames is covered too.
+// A kill -9 anywhere leaves either the old generation intact (before 2 completes) or a
+// complete journal, which recovery applies before the replicas are scanned, ending at the
+// new generation with matching checksums. Applying is idempotent and recovery finds the
+// files under either generation's name, so any state 3 and 4 can be caught in is covered;
+// journals of successive patches of one block are applied in generation order.
 import { crc32c } from '@node-rs/crc32'
 import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { HissError, fromNodeError, isHissError } from '../common/errors.js'
@@ -257,9 +258,9 @@ async function exists (p: string): Promise<boolean> {
 }
 
 /**
- * Start-up, before the replicas are scanned: drop temp (torn) journals, re-apply every
- * complete one in generation order and finish its renames. A journal whose replica is
- * gone (deleted meanwhile) is dropped.
+ * Start-up, before the replicas are scanned: re-apply every complete journal in
+ * generation order and finish its renames; drop torn ones (the patch never touched its
+ * replica) and those whose replica is gone (deleted meanwhile).
  */
 export async function recoverJournals (layout: StorageLayout, log: Logger): Promise<{ applied: number, dropped: number }> {
   const found: Array<{ name: string, id: number, from: number, to: number }> = []
@@ -267,12 +268,6 @@ export async function recoverJournals (layout: StorageLayout, log: Logger): Prom
   for (const name of await readdir(layout.journalDir)) {
     const p = StorageLayout.parseJournalName(name)
     if (p === undefined) { log.warn('ignoring unexpected file in the journal directory', { name }); continue }
-    if (p.tmp) {
-      // Never committed: the replica was not touched.
-      await unlink(layout.journalPath(p.id, p.from, p.to, true))
-      dropped++
-      continue
-    }
     found.push({ name, ...p })
   }
   found.sort((a, b) => a.to - b.to)

@@ -16,7 +16,7 @@ import { MAX_BLOCK_BYTES, type BlockStore } from './block-store.js'
 import type { ReceivedReporter } from './block-receiver.js'
 import { META_HEADER_BYTES, decodeMetaHeader } from './checksum.js'
 import {
-  encodeJournalHeader, finishPatch, fsyncDir, journalTrailer, parseRanges, rangesBytes, verifyPartialChunks, writeAt,
+  applyJournal, encodeJournalHeader, fsyncDir, journalTrailer, parseRanges, rangesBytes, verifyPartialChunks, writeAt,
   type JournalHeader, type PatchRange,
 } from './block-patch.js'
 import { Downstream, forwardingSource, parsePipeline, type BlockBody } from './pipeline.js'
@@ -65,24 +65,30 @@ export function checkPatchable (store: BlockStore, a: PatchArgs): { gen: number,
 }
 
 /**
- * Journal the patch from `body`, then apply it (see block-patch.ts for the order of
- * steps and why each is crash-safe). Returns the new length.
+ * Journal the patch from `body`, apply it, and answer once the journal is durable (see
+ * block-patch.ts for the order of steps and why each is crash-safe). The in-place
+ * changes are made durable right after (checkpoint), then the journal goes; until then
+ * a restart re-applies it. Returns the new length.
  */
-export async function patchReplica (store: BlockStore, a: PatchArgs, body: AsyncIterable<Uint8Array>): Promise<{ length: number, from: number }> {
+export async function patchReplica (store: BlockStore, a: PatchArgs, body: AsyncIterable<Uint8Array>, log?: Logger): Promise<{ length: number, from: number }> {
   const cur = checkPatchable(store, a)
   const L = store.layout
   const total = rangesBytes(a.ranges)
   store.claimWrite(a.id)
   const header: JournalHeader = { id: a.id, from: cur.gen, to: a.gen, oldLength: cur.length, newLength: a.newLength, ranges: a.ranges }
-  const tmp = L.journalPath(a.id, cur.gen, a.gen, true)
-  const final = L.journalPath(a.id, cur.gen, a.gen)
+  const jpath = L.journalPath(a.id, cur.gen, a.gen)
   let journal: FileHandle | undefined
-  let committed = false
+  let data: FileHandle | undefined
+  let meta: FileHandle | undefined
   let release: (() => void) | undefined
+  let keepJournal = false
   try {
     const room = await store.storage()
     if (room.remaining < total + (a.newLength - cur.length)) throw HissError.ENOSPC(`dataserver storage full (${room.remaining} bytes usable)`)
-    journal = await open(tmp, 'wx+', 0o644)
+    // Nothing else changes these bytes while we hold the write claim: check them first,
+    // so a journal on disk is always one that may be applied.
+    await checkOldReplica(store, header)
+    journal = await open(jpath, 'wx+', 0o644)
     const hb = encodeJournalHeader(header)
     await writeAt(journal, hb, 0)
     let got = 0
@@ -97,35 +103,51 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
     if (got !== total) throw HissError.BAD_REQUEST(`patch body is ${got} bytes, its ranges ${total}`)
     await writeAt(journal, journalTrailer(crc), hb.length + got)
     await journal.sync()
+    await fsyncDir(L.journalDir)
+    // Durable from here: a restart finishes the patch from the journal.
 
     release = await store.locks.exclusive(a.id)
     const now = store.index.get(a.id)
     if (now === undefined || now.gen !== cur.gen || now.length !== cur.length) throw HissError.ENOENT(`block ${a.id} generation ${cur.gen} changed while the patch arrived`)
-    await checkOldReplica(store, header)
-    // The commit point: from here a restart finishes the patch.
-    await rename(tmp, final)
-    await fsyncDir(L.journalDir)
-    committed = true
     try {
-      await finishPatch(L, journal, { header, dataOffset: hb.length }, L.dataPath(a.id, cur.gen), L.metaPath(a.id, cur.gen))
+      data = await open(L.dataPath(a.id, cur.gen), 'r+')
+      meta = await open(L.metaPath(a.id, cur.gen), 'r+')
+      await applyJournal(journal, { header, dataOffset: hb.length }, data, meta)
+      await rename(L.metaPath(a.id, cur.gen), L.metaPath(a.id, a.gen))
+      await rename(L.dataPath(a.id, cur.gen), L.dataPath(a.id, a.gen))
     } catch (err) {
       // Part-applied: the old generation can no longer be trusted, and the new one is
       // not complete. Out of service (quarantine); the NameServer re-replicates.
       await quarantineBoth(store, a.id, cur.gen, a.gen)
-      await unlink(final).catch(() => {})
       throw err
     }
     store.index.set(a.id, { gen: a.gen, length: a.newLength })
+    keepJournal = true
+    void checkpoint(L.subdir(a.id), data, meta, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) })
+    data = meta = undefined
     return { length: a.newLength, from: cur.gen }
   } catch (err) {
     throw isHissError(err) ? err : fromNodeError(err, `patching block ${a.id}`)
   } finally {
     release?.()
+    await data?.close().catch(() => {})
+    await meta?.close().catch(() => {})
     await journal?.close().catch(() => {})
-    if (!committed) await unlink(tmp).catch(() => {})
-    else await unlink(final).catch(() => {})
+    if (journal !== undefined && !keepJournal) await unlink(jpath).catch(() => {})
     store.releaseWrite(a.id)
   }
+}
+
+/** Make the in-place changes and renames durable, then drop the journal that covered them. */
+async function checkpoint (subdir: string, data: FileHandle, meta: FileHandle, journal: string): Promise<void> {
+  try {
+    await Promise.all([data.sync(), meta.sync()])
+  } finally {
+    await data.close().catch(() => {})
+    await meta.close().catch(() => {})
+  }
+  await fsyncDir(subdir)
+  await unlink(journal)
 }
 
 /** Sizes, header, and the chunks the patch overwrites only in part, before any change. */
@@ -148,7 +170,7 @@ async function checkOldReplica (store: BlockStore, h: JournalHeader): Promise<vo
       await data?.close().catch(() => {})
       await meta?.close().catch(() => {})
       data = meta = undefined
-      await store.markCorruptLocked(h.id, h.from)
+      await store.markCorrupt(h.id, h.from)
     }
     throw err
   } finally {
@@ -195,7 +217,7 @@ export async function receivePatch (d: PatchDeps, p: IncomingPatch): Promise<Wri
       }))
   let length: number
   try {
-    length = (await patchReplica(d.store, p, forwardingSource(p.body, open))).length
+    length = (await patchReplica(d.store, p, forwardingSource(p.body, open), d.log)).length
   } catch (err) {
     ;(down as Downstream | undefined)?.abort()
     throw err

@@ -7,7 +7,7 @@ import { parseBlockNumber } from '../common/paths.js'
 /** `blk_<id>_<gen>` and its checksum file `blk_<id>_<gen>.meta`. */
 const REPLICA_NAME = /^blk_([0-9]{1,15})_([0-9]{1,15})(\.meta)?$/
 
-const JOURNAL_NAME = /^blk_([0-9]{1,15})_([0-9]{1,15})_([0-9]{1,15})\.patch(\.tmp)?$/
+const JOURNAL_NAME = /^blk_([0-9]{1,15})_([0-9]{1,15})_([0-9]{1,15})\.patch$/
 
 export interface ReplicaName { id: number, gen: number, meta: boolean }
 
@@ -70,17 +70,17 @@ export class StorageLayout {
     return this.corruptDataPath(id, gen) + '.meta'
   }
 
-  /** Journal of the patch moving replica `id` from generation `from` to `to`; `.tmp` while written. */
-  journalPath (id: number, from: number, to: number, tmp = false): string {
-    return join(this.journalDir, `${StorageLayout.fileName(id, from)}_${checked(to, 'generation stamp')}.patch${tmp ? '.tmp' : ''}`)
+  /** Journal of the patch moving replica `id` from generation `from` to `to`. */
+  journalPath (id: number, from: number, to: number): string {
+    return join(this.journalDir, `${StorageLayout.fileName(id, from)}_${checked(to, 'generation stamp')}.patch`)
   }
 
-  static parseJournalName (name: string): { id: number, from: number, to: number, tmp: boolean } | undefined {
+  static parseJournalName (name: string): { id: number, from: number, to: number } | undefined {
     const m = JOURNAL_NAME.exec(name)
     if (m === null) return undefined
     const [id, from, to] = [Number(m[1]), Number(m[2]), Number(m[3])]
     if (!Number.isSafeInteger(id) || !Number.isSafeInteger(from) || !Number.isSafeInteger(to)) return undefined
-    return { id, from, to, tmp: m[4] !== undefined }
+    return { id, from, to }
   }
 
   /** Temp names carry a random nonce so a retried write never collides with a dying one. */

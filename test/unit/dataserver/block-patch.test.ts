@@ -9,7 +9,7 @@ import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
 import { BlockLocks } from '../../../src/dataserver/block-locks.js'
 import { encodeJournalHeader, journalTrailer, parseRanges, touchedChunks, type JournalHeader } from '../../../src/dataserver/block-patch.js'
 import { crc32c } from '@node-rs/crc32'
-import { TEST_SECRET, bytes, deadAddress, errorCode, getBlock, putBlock, request, startDataServer, token, type Teardown, type RawReply } from './helpers.js'
+import { TEST_SECRET, bytes, deadAddress, errorCode, getBlock, putBlock, request, startDataServer, token, waitFor, type Teardown, type RawReply } from './helpers.js'
 
 const CHUNK = 512
 
@@ -111,7 +111,9 @@ t.test('patch applies in place and moves the replica to the new generation', asy
   t.ok(got.body.equals(want), 'new generation reads as the old bytes with the ranges (zeros in the gap)')
   t.equal(errorCode(await getBlock(addr, 7, 1)), 'ENOENT', 'the old generation is gone')
   t.same(await files(root, 7), ['blk_7_5', 'blk_7_5.meta'])
-  t.same(await readdir(new StorageLayout(root).journalDir), [], 'journal removed')
+  const jdir = new StorageLayout(root).journalDir
+  await waitFor(async () => (await readdir(jdir)).length === 0, 5000, 'the checkpoint to remove the journal')
+  t.pass('journal removed once the patch is durable in place')
   t.same((await ds.scanNow()).corrupt, 0, 'every checksum matches')
 
   // A second patch on top, covering whole chunks and the last partial one.
@@ -255,10 +257,10 @@ t.test('recovery: a torn journal is dropped and the replica is untouched', async
   const ranges: Range[] = [{ offset: 100, data: bytes(900, 15) }]
   const h: JournalHeader = { id: 22, from: 3, to: 8, oldLength: 3000, newLength: 3000, ranges: [{ offset: 100, length: 900 }] }
   const full = journalBytes(h, ranges[0]!.data)
-  // Killed while writing the journal: a temp journal, complete or not.
-  await writeFile(L.journalPath(22, 3, 8, true), full.subarray(0, 500))
-  await writeFile(L.journalPath(23, 3, 8, true), full)
-  // A final-named journal that is damaged (never produced by a patch, but never trusted).
+  // Killed while writing the journal: cut in the bytes, or before the trailer.
+  await writeFile(L.journalPath(22, 3, 8), full.subarray(0, 500))
+  await writeFile(L.journalPath(23, 3, 8), full.subarray(0, full.length - 8))
+  // Complete in size but damaged (the bytes' CRC in the trailer does not match).
   const bad = Buffer.from(journalBytes({ ...h, id: 23, to: 9 }, ranges[0]!.data))
   bad[bad.length - 20] = bad[bad.length - 20]! ^ 0xff
   await writeFile(L.journalPath(23, 3, 9), bad)
