@@ -94,6 +94,11 @@ export function encodeJournalHeader (h: JournalHeader): Buffer {
   return b
 }
 
+/** Bytes of the journal header for these ranges (where the data starts). */
+export function encodedHeaderBytes (h: Pick<JournalHeader, 'ranges'>): number {
+  return J_FIXED + 16 * h.ranges.length + 4
+}
+
 export function journalTrailer (dataCrc: number): Buffer {
   const b = Buffer.alloc(J_TRAILER)
   b.writeUInt32BE(dataCrc >>> 0, 0)
@@ -191,12 +196,13 @@ export async function verifyPartialChunks (data: FileHandle, meta: FileHandle, h
 }
 
 /**
- * Apply a journal to a replica's files (opened read-write). Idempotent: the data gets
+ * Apply a journal to a replica's files (opened read-write); `bytes`: the journal's data,
+ * when the caller still holds it. Idempotent: the data gets
  * the journal's bytes, the length becomes newLength (zeros past the old end), and the
  * CRCs of every touched chunk are recomputed from the data, so running it again after a
  * crash part-way gives the same files.
  */
-export async function applyJournal (journal: FileHandle, j: { header: JournalHeader, dataOffset: number }, data: FileHandle, meta: FileHandle): Promise<void> {
+export async function applyJournal (journal: FileHandle, j: { header: JournalHeader, dataOffset: number }, data: FileHandle, meta: FileHandle, bytes?: Buffer): Promise<void> {
   const h = j.header
   const hb = Buffer.alloc(META_HEADER_BYTES)
   await readFully(meta, hb, 0)
@@ -206,6 +212,13 @@ export async function applyJournal (journal: FileHandle, j: { header: JournalHea
   const buf = Buffer.allocUnsafe(IO_BYTES)
   let src = j.dataOffset
   for (const r of h.ranges) {
+    if (bytes !== undefined) {
+      // The journal's bytes, still in memory.
+      const at = src - j.dataOffset
+      await writeAt(data, bytes.subarray(at, at + r.length), r.offset)
+      src += r.length
+      continue
+    }
     for (let off = 0; off < r.length;) {
       const n = Math.min(buf.length, r.length - off)
       await readFully(journal, buf.subarray(0, n), src)

@@ -16,7 +16,7 @@ import { MAX_BLOCK_BYTES, type BlockStore } from './block-store.js'
 import type { ReceivedReporter } from './block-receiver.js'
 import { META_HEADER_BYTES, decodeMetaHeader } from './checksum.js'
 import {
-  applyJournal, encodeJournalHeader, fsyncDir, journalTrailer, parseRanges, rangesBytes, verifyPartialChunks, writeAt,
+  applyJournal, encodeJournalHeader, encodedHeaderBytes, fsyncDir, journalTrailer, parseRanges, rangesBytes, verifyPartialChunks, writeAt,
   type JournalHeader, type PatchRange,
 } from './block-patch.js'
 import { Downstream, forwardingSource, parsePipeline, type BlockBody } from './pipeline.js'
@@ -25,6 +25,9 @@ import type { Transport } from './transport.js'
 import type { StreamLimiter } from './stream-limiter.js'
 import type { Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
+
+/** Patches up to this size are held in memory while journalled and applied. */
+export const SMALL_PATCH_BYTES = 1024 * 1024
 
 export interface PatchArgs {
   id: number
@@ -82,26 +85,37 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
   let meta: FileHandle | undefined
   let release: (() => void) | undefined
   let keepJournal = false
+  let bytes: Buffer | undefined
   try {
     const room = await store.storage()
     if (room.remaining < total + (a.newLength - cur.length)) throw HissError.ENOSPC(`dataserver storage full (${room.remaining} bytes usable)`)
     // Nothing else changes these bytes while we hold the write claim: check them first,
     // so a journal on disk is always one that may be applied.
-    await checkOldReplica(store, header)
+    ;({ data, meta } = await openOldReplica(store, header))
     journal = await open(jpath, 'wx+', 0o644)
     const hb = encodeJournalHeader(header)
-    await writeAt(journal, hb, 0)
+    // A small patch is kept in memory (bounded) and written with one call; a large one
+    // streams into the journal and is read back from it when applied.
+    const small = total <= SMALL_PATCH_BYTES
+    const pieces: Buffer[] = []
+    if (!small) await writeAt(journal, hb, 0)
     let got = 0
     let crc = 0
     for await (const piece of body) {
       if (got + piece.length > total) throw HissError.BAD_REQUEST(`patch body longer than its ranges (${total} bytes)`)
       const buf = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.length)
       crc = crc32c(buf, crc)
-      await writeAt(journal, buf, hb.length + got)
+      if (small) pieces.push(buf)
+      else await writeAt(journal, buf, hb.length + got)
       got += piece.length
     }
     if (got !== total) throw HissError.BAD_REQUEST(`patch body is ${got} bytes, its ranges ${total}`)
-    await writeAt(journal, journalTrailer(crc), hb.length + got)
+    if (small) {
+      bytes = Buffer.concat(pieces, total)
+      await writeAt(journal, Buffer.concat([hb, bytes, journalTrailer(crc)]), 0)
+    } else {
+      await writeAt(journal, journalTrailer(crc), hb.length + got)
+    }
     await journal.sync()
     await fsyncDir(L.journalDir)
     // Durable from here: a restart finishes the patch from the journal.
@@ -110,9 +124,7 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
     const now = store.index.get(a.id)
     if (now === undefined || now.gen !== cur.gen || now.length !== cur.length) throw HissError.ENOENT(`block ${a.id} generation ${cur.gen} changed while the patch arrived`)
     try {
-      data = await open(L.dataPath(a.id, cur.gen), 'r+')
-      meta = await open(L.metaPath(a.id, cur.gen), 'r+')
-      await applyJournal(journal, { header, dataOffset: hb.length }, data, meta)
+      await applyJournal(journal, { header, dataOffset: encodedHeaderBytes(header) }, data, meta, bytes)
       await rename(L.metaPath(a.id, cur.gen), L.metaPath(a.id, a.gen))
       await rename(L.dataPath(a.id, cur.gen), L.dataPath(a.id, a.gen))
     } catch (err) {
@@ -123,7 +135,7 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
     }
     store.index.set(a.id, { gen: a.gen, length: a.newLength })
     keepJournal = true
-    void checkpoint(L.subdir(a.id), data, meta, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) })
+    void checkpoint(L.subdir(a.id), data!, meta!, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) })
     data = meta = undefined
     return { length: a.newLength, from: cur.gen }
   } catch (err) {
@@ -150,14 +162,17 @@ async function checkpoint (subdir: string, data: FileHandle, meta: FileHandle, j
   await unlink(journal)
 }
 
-/** Sizes, header, and the chunks the patch overwrites only in part, before any change. */
-async function checkOldReplica (store: BlockStore, h: JournalHeader): Promise<void> {
+/**
+ * Open the replica for the patch and check it before any change: sizes, header, and the
+ * chunks the patch overwrites only in part (a mismatch quarantines the replica).
+ */
+async function openOldReplica (store: BlockStore, h: JournalHeader): Promise<{ data: FileHandle, meta: FileHandle }> {
   const L = store.layout
   let data: FileHandle | undefined
   let meta: FileHandle | undefined
   try {
-    data = await open(L.dataPath(h.id, h.from), 'r')
-    meta = await open(L.metaPath(h.id, h.from), 'r')
+    data = await open(L.dataPath(h.id, h.from), 'r+')
+    meta = await open(L.metaPath(h.id, h.from), 'r+')
     const hb = Buffer.alloc(META_HEADER_BYTES)
     await readFully(meta, hb, 0)
     const mh = decodeMetaHeader(hb)
@@ -165,17 +180,12 @@ async function checkOldReplica (store: BlockStore, h: JournalHeader): Promise<vo
       throw new HissError('CHECKSUM_MISMATCH', 'checksum mismatch: replica length differs from its checksum file')
     }
     await verifyPartialChunks(data, meta, h, mh.chunkBytes)
+    return { data, meta }
   } catch (err) {
-    if (isHissError(err) && err.code === 'CHECKSUM_MISMATCH') {
-      await data?.close().catch(() => {})
-      await meta?.close().catch(() => {})
-      data = meta = undefined
-      await store.markCorrupt(h.id, h.from)
-    }
-    throw err
-  } finally {
     await data?.close().catch(() => {})
     await meta?.close().catch(() => {})
+    if (isHissError(err) && err.code === 'CHECKSUM_MISMATCH') await store.markCorrupt(h.id, h.from)
+    throw err
   }
 }
 
