@@ -3,6 +3,7 @@
 // recovery from the files a killed process leaves (complete journal: re-applied; torn
 // journal: dropped, replica untouched).
 import t from 'tap'
+import http from 'node:http'
 import { open, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises'
 import { signBlockToken } from '../../../src/common/auth.js'
 import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
@@ -274,4 +275,38 @@ t.test('recovery: a torn journal is dropped and the replica is untouched', async
   t.same((await second.ds.scanNow()).corrupt, 0)
   t.equal((await stat(L.dataPath(22, 3))).size, 3000)
   t.ok((await readFile(L.dataPath(22, 3))).equals(base))
+})
+
+t.test('a read of the old generation in progress never returns a mix of generations', async t => {
+  const root = t.testdir()
+  const { addr } = await startDs(t, root)
+  const base = bytes(6 * 1024 * 1024, 31)
+  t.equal((await putBlock(addr, 40, 1, base)).status, 200)
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1))
+  // Start reading and stop consuming after the first bytes: the DataServer is then
+  // waiting for the socket to drain, between two verified batches.
+  const got: Buffer[] = []
+  let res: http.IncomingMessage | undefined
+  const done = new Promise<boolean>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/v1/blocks/40?gen=1', headers: { 'x-hiss-token': token(40, 1, 'r') }, agent: false }, r => {
+      res = r
+      r.once('data', (c: Buffer) => { got.push(c); r.pause() })
+      r.on('end', () => resolve(r.complete))
+      r.on('aborted', () => resolve(false))
+      r.on('error', () => resolve(false))
+    })
+    req.on('error', reject)
+  })
+  await waitFor(() => got.length > 0, 10000, 'the first bytes of the read')
+  const edits: Range[] = [{ offset: 5 * 1024 * 1024, data: bytes(4096, 32) }]
+  const r = await patchBlock(addr, 40, 2, base.length, edits)
+  t.equal(r.status, 200, 'the patch does not wait for the slow reader')
+  res!.on('data', (c: Buffer) => got.push(c))
+  res!.resume()
+  const complete = await done
+  const body = Buffer.concat(got)
+  t.ok(body.length <= base.length)
+  t.ok(body.equals(base.subarray(0, body.length)), 'every byte the reader got is the old generation')
+  t.ok(!complete || body.length === base.length, 'a cut read is reported as cut (fewer bytes than announced)')
+  t.ok((await getBlock(addr, 40, 2)).body.equals(applied(base, base.length, edits)), 'the new generation reads whole')
 })
