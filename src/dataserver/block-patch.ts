@@ -175,10 +175,19 @@ export function touchedChunks (h: Pick<JournalHeader, 'ranges' | 'oldLength' | '
  */
 export async function verifyPartialChunks (data: FileHandle, meta: FileHandle, h: JournalHeader, chunkBytes: number): Promise<void> {
   const existing = Math.ceil(h.oldLength / chunkBytes)
+  // Is chunk k wholly inside one range? (ranges are ascending: binary search)
   const covered = (k: number): boolean => {
     const a = k * chunkBytes
     const b = Math.min(a + chunkBytes, h.oldLength)
-    return h.ranges.some(r => r.offset <= a && r.offset + r.length >= b)
+    let lo = 0
+    let hi = h.ranges.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (h.ranges[mid]!.offset <= a) lo = mid
+      else hi = mid - 1
+    }
+    const r = h.ranges[lo]
+    return r !== undefined && r.offset <= a && r.offset + r.length >= b
   }
   const buf = Buffer.allocUnsafe(chunkBytes)
   const crc = Buffer.allocUnsafe(4)

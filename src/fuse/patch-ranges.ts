@@ -4,6 +4,7 @@
 // Past the bounds a block is cheaper to store anew, and OpenFile does that instead.
 import { Readable } from 'node:stream'
 import type { PatchRange } from '../client/block-patcher.js'
+import { MAX_PATCH_RANGES } from '../common/protocol.js'
 import type { SpoolFile } from './spool.js'
 
 export interface PatchLimits {
@@ -13,7 +14,7 @@ export interface PatchLimits {
   maxBytes: number
 }
 
-export const MAX_PATCH_RANGES_PER_BLOCK = 256
+export const MAX_PATCH_RANGES_PER_BLOCK = MAX_PATCH_RANGES
 export const MAX_PATCH_BYTES = 16 * 1024 * 1024
 
 /** A patch is worth it up to a quarter of the block (it is journalled, then applied: written twice). */

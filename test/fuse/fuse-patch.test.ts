@@ -2,7 +2,8 @@
 // followed by fsync, into a multi-block file are sent as in-place patches (the file keeps
 // its block ids, only generations move), and the content matches a local model with cmp,
 // through the same mount, another mount, and after a remount. Past the patch bounds
-// (many scattered writes before one close) the block is stored anew, still correct.
+// (too many changed bytes or ranges before one close, a shrink) the block is stored
+// anew, still correct.
 import t, { type Test } from 'tap'
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -83,16 +84,18 @@ async function suite (t: Test): Promise<void> {
     const again = await startMount(t, cluster.cfg, { config: STABLE })
     t.equal((await sh(`cmp ${q(twin)} ${q(join(again.dir, 'f.bin'))}`)).code, 0, 'cmp equal after a remount')
 
-    // Too many scattered changes before one close: stored anew, still equal.
+    // Too many scattered changes before one close: stored anew, still equal. Block 1
+    // gets more changed bytes than a patch carries (a quarter block), block 2 more ranges.
     const path = join(again.dir, 'f.bin')
     const fh = await open(path, 'r+')
     try {
-      for (let i = 0; i < 300; i++) {
-        const off = MiB + i * 3 * KiB
-        const data = rng.bytes(100)
+      const change = async (off: number, n: number): Promise<void> => {
+        const data = rng.bytes(n)
         await fh.write(data, 0, data.length, off)
         data.copy(model, off)
       }
+      for (let i = 0; i < 60; i++) await change(MiB + i * 16 * KiB, 8 * KiB)
+      for (let i = 0; i < 1100; i++) await change(2 * MiB + i * 900, 10)
       // A shrink of a patched block also stores it anew.
       const w = rng.bytes(8 * KiB)
       await fh.write(w, 0, w.length, 3 * MiB + 10)
@@ -105,7 +108,9 @@ async function suite (t: Test): Promise<void> {
     await writeFile(twin, model)
     t.equal((await sh(`cmp ${q(twin)} ${q(path)}`)).code, 0, 'cmp equal after many small writes and a shrink')
     const now = await blocksOf('/f.bin')
-    t.not(now[1]![0], before[1]![0], 'the block with 300 changes was stored anew')
+    t.not(now[1]![0], before[1]![0], 'the block with too many changed bytes was stored anew')
+    t.not(now[2]![0], before[2]![0], 'the block with too many changed ranges was stored anew')
+    t.equal(now[0]![0], before[0]![0], 'block 0 (only ever patched) keeps its id')
     await again.stop()
     const last = await startMount(t, cluster.cfg, { config: STABLE })
     t.equal((await sh(`cmp ${q(twin)} ${q(join(last.dir, 'f.bin'))}`)).code, 0, 'cmp equal after another remount')
