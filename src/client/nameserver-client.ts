@@ -8,7 +8,7 @@ import {
   type AddBlockReply, type AddBlockRequest, type BadBlockRequest, type BlocksReply, type CommitRequest,
   type CreateRequest, type DeleteRequest, type DirEntry, type FileStat, type FsckReply, type MkdirRequest,
   type PingReply, type RenameRequest, type ReportReply, type SetattrRequest, type SetrepRequest,
-  type StatfsReply, type SymlinkRequest, type WriteOpenReply, type WriteOpenRequest,
+  type StatfsReply, type SymlinkRequest, type UpdateBlockReply, type UpdateBlockRequest, type WriteOpenReply, type WriteOpenRequest,
 } from '../common/protocol.js'
 import type { HttpClient, Query } from './http.js'
 import { withRetry } from './retry.js'
@@ -81,6 +81,7 @@ export class NameServerClient {
 
   writeOpen (req: WriteOpenRequest): Promise<WriteOpenReply> { return this.post<WriteOpenReply>('/v1/ns/write/open', req) }
   addBlock (req: AddBlockRequest): Promise<AddBlockReply> { return this.post<AddBlockReply>('/v1/ns/write/addblock', req) }
+  updateBlock (req: UpdateBlockRequest): Promise<UpdateBlockReply> { return this.post<UpdateBlockReply>('/v1/ns/write/updateblock', req) }
   async commit (req: CommitRequest): Promise<FileStat> { return (await this.post<{ stat: FileStat }>('/v1/ns/write/commit', req)).stat }
   async abort (writeId: string): Promise<void> { await this.post<{ aborted: true }>('/v1/ns/write/abort', { writeId }) }
   async renew (clientId: string): Promise<number> { return (await this.post<{ renewed: number }>('/v1/ns/write/renew', { clientId })).renewed }

@@ -1,6 +1,7 @@
 // The client library's public surface, fixed first so the CLI and the FUSE adapter can
 // be written against it. Everything here throws only HissError.
 import type { Readable } from 'node:stream'
+import type { BlockPatch } from './block-patcher.js'
 import type { BlockRef, DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply } from '../common/protocol.js'
 
 /** Who is calling: sent with every namespace request; the NameServer checks permissions. */
@@ -44,6 +45,15 @@ export interface WriteSession {
    * acknowledged and the stream can be replayed (i.e. `data` is a Buffer).
    */
   storeBlock (data: Readable | Buffer, length?: number): Promise<BlockRef>
+  /**
+   * Change a block of the file's committed content in place: only `patch.ranges` travel,
+   * to the DataServers holding the block, which move it to a new generation (durable on
+   * at least replication.min of them when this resolves). Commit the returned block
+   * (same id, new gen and length) to make it the file's. Rejects (the block must then be
+   * stored anew) when a replica is missing or no pipeline took the patch. Optional:
+   * writers without it store changed blocks anew.
+   */
+  patchBlock? (block: LocatedBlock, patch: BlockPatch): Promise<LocatedBlock>
   /** Atomically make `blocks` the file's content. */
   commit (blocks: BlockRef[], opts?: { mtimeNs?: string, keepOpen?: boolean }): Promise<FileStat>
   /** Give up: nothing becomes visible; stored blocks are garbage-collected. */

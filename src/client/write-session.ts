@@ -6,6 +6,7 @@ import { HissError, isHissError, type ErrorCode } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { BlockRef, FileStat, LocatedBlock, WriteOpenReply } from '../common/protocol.js'
 import { sendBlock } from './block-writer.js'
+import { patchBlock, type BlockPatch } from './block-patcher.js'
 import { toHissError } from './http-errors.js'
 import type { HttpClient } from './http.js'
 import type { LeaseRenewer } from './lease-renewer.js'
@@ -94,6 +95,12 @@ export class HissWriteSession implements WriteSession {
       this.d.log.info('block pipeline failed, retrying', { writeId: this.writeId, attempt, code: lastErr.code, exclude: [...exclude] })
     }
     throw lastErr ?? HissError.EIO('block write failed')
+  }
+
+  /** Patch a block of the file's committed content in place (see block-patcher.ts). */
+  async patchBlock (block: LocatedBlock, patch: BlockPatch): Promise<LocatedBlock> {
+    this.assertOpen()
+    return patchBlock({ ns: this.d.ns, http: this.d.http, minReplicas: Math.min(this.d.minReplicas, this.replication), blockSize: this.blockSize, writeId: this.writeId }, block, patch)
   }
 
   async commit (blocks: BlockRef[], opts: { mtimeNs?: string, keepOpen?: boolean } = {}): Promise<FileStat> {

@@ -49,11 +49,19 @@ export interface BlockTokenClaims {
   a: BlockAccess
   /** Expiry, wall-clock ms since the epoch. */
   e: number
+  /**
+   * Update tokens only (patch of an existing replica in place): the generations a
+   * replica may hold for the update to `g` to apply to it. A token without it cannot
+   * patch anything.
+   */
+  f?: number[]
 }
 
 /** A block access token: base64url(JSON claims) + "." + HMAC. */
 export function signBlockToken (secret: string, claims: BlockTokenClaims): string {
-  const payload = Buffer.from(JSON.stringify({ b: claims.b, g: claims.g, a: claims.a, e: claims.e })).toString('base64url')
+  const body: BlockTokenClaims = { b: claims.b, g: claims.g, a: claims.a, e: claims.e }
+  if (claims.f !== undefined) body.f = claims.f
+  const payload = Buffer.from(JSON.stringify(body)).toString('base64url')
   return `${payload}.${hmac(secret, `block:${payload}`)}`
 }
 

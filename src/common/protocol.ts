@@ -26,6 +26,10 @@ export const HEADER_PIPELINE = 'x-hiss-pipeline'
 export const HEADER_PIPELINE_IDS = 'x-hiss-pipeline-ids'
 /** Expected block length on a write, when the writer knows it (replication does). */
 export const HEADER_BLOCK_LENGTH = 'x-hiss-block-length'
+/** Block patch: the byte ranges the body carries, `offset+length` comma-separated, ascending. */
+export const HEADER_PATCH_RANGES = 'x-hiss-patch-ranges'
+/** Most ranges one block patch may carry. */
+export const MAX_PATCH_RANGES = 1024
 
 // ---------------------------------------------------------------------------
 // Shared shapes
@@ -90,6 +94,7 @@ export interface LocatedBlock extends BlockRef {
 // Writing (leases: one writer per file; the client renews while writing)
 // POST /v1/ns/write/open     WriteOpenRequest   -> WriteOpenReply
 // POST /v1/ns/write/addblock AddBlockRequest    -> AddBlockReply
+// POST /v1/ns/write/updateblock UpdateBlockRequest -> UpdateBlockReply (patch a block in place)
 // POST /v1/ns/write/commit   CommitRequest      -> { stat }
 // POST /v1/ns/write/abort    { writeId }        -> { aborted: true }
 // POST /v1/ns/write/renew    { clientId }       -> { renewed: number }  (count of writes renewed)
@@ -184,8 +189,33 @@ export interface AddBlockReply {
 }
 
 /**
+ * Change a block of the file's current content in place (a small write into an existing
+ * block) instead of storing it anew: the NameServer allocates a new generation stamp for
+ * the same block id and names the DataServers holding it; the client sends them only
+ * the changed byte ranges (POST /v1/blocks/:id/patch) and then commits the block list
+ * with this block at the new generation and length. Refused (NO_DATASERVERS) when the
+ * block does not have all its replicas: the client stores the block anew instead.
+ */
+export interface UpdateBlockRequest {
+  writeId: string
+  /** The block as the client knows it: its generation in the file's committed content. */
+  block: { id: number, gen: number }
+}
+export interface UpdateBlockReply {
+  /** Same id, new generation. */
+  block: { id: number, gen: number }
+  /** Generations a replica may hold for the patch to apply (committed one first). */
+  from: number[]
+  /** Pipeline order, every live replica of the block. */
+  targets: DataServerRef[]
+  /** Update token: write access to the new generation, from one of `from`. */
+  token: string
+}
+
+/**
  * Commit the file's new content. `blocks` is the complete new block list in file order:
- * each entry is either a block of the file's current content (same id, gen, length) or
+ * each entry is either a block of the file's current content (same id, gen, length), a
+ * block of it patched under this writeId (same id, the new gen, its new length), or
  * a block allocated under this writeId and stored by at least `replication.min`
  * DataServers (they report it as received). `size` must equal the sum of lengths.
  */
@@ -262,6 +292,15 @@ export type DataServerCommand =
 // GET  /v1/blocks/:id?gen=G[&offset=O&length=L]  -> raw bytes, verified against the
 //      checksums chunk by chunk; on a mismatch the response is cut short (the client
 //      sees fewer bytes than Content-Length) and the replica is reported corrupt.
+// POST /v1/blocks/:id/patch?gen=G&length=L  body = the bytes of the ranges in
+//      HEADER_PATCH_RANGES, concatenated (Content-Length required). Headers:
+//      HEADER_TOKEN (an update token, see UpdateBlockReply), HEADER_PIPELINE(_IDS).
+//      Applies the ranges to the replica this DataServer holds at one of the token's
+//      `from` generations and moves it to generation G with length L (>= its length,
+//      the gap reads as zeros): journalled first (fsync'd), then applied in place with
+//      the touched chunks' CRCs rewritten, fsync'd and renamed; crash-safe (a restart
+//      re-applies a complete journal and drops a torn one). Forwarded down the
+//      pipeline like a write; answers WriteBlockReply once its own copy is durable.
 // GET  /v1/ping -> { ok: true, id }
 
 export interface WriteBlockReply {

@@ -7,7 +7,9 @@ import { mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle
 import { HissError, fromNodeError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { ReplicaTuple } from '../common/protocol.js'
-import { ChunkChecksummer, META_HEADER_BYTES, decodeMetaHeader, metaFileBytes } from './checksum.js'
+import { BlockLocks } from './block-locks.js'
+import { recoverJournals } from './block-patch.js'
+import { ChunkChecksummer, META_HEADER_BYTES, decodeMetaHeader, metaFileBytes, type MetaHeader } from './checksum.js'
 import { ReplicaIndex } from './replica-index.js'
 import { readFully, readVerified, type ReadVerifiedOptions } from './replica-reader.js'
 import { StorageLayout } from './storage-layout.js'
@@ -51,6 +53,8 @@ export type VerifyOutcome = 'ok' | 'corrupt' | 'gone'
 export class BlockStore {
   readonly layout: StorageLayout
   readonly index = new ReplicaIndex()
+  /** Reads (per batch) share a block; a patch, a delete and a quarantine hold it alone. */
+  readonly locks = new BlockLocks()
   private readonly chunkBytes: number
   private readonly reserved: number
   private readonly log: Logger
@@ -80,7 +84,10 @@ export class BlockStore {
       await rm(L.tmpDir, { recursive: true, force: true })
       await mkdir(L.tmpDir, { recursive: true })
       await mkdir(L.corruptDir, { recursive: true })
+      await mkdir(L.journalDir, { recursive: true })
       for (let i = 0; i < 256; i++) await mkdir(L.subdir(i), { recursive: true })
+      // Patches a crash interrupted: finish or drop them before the replicas are judged.
+      await recoverJournals(L, this.log)
       for (let i = 0; i < 256; i++) await this.scanSubdir(i)
       for (const name of await readdir(L.corruptDir)) {
         const p = StorageLayout.parseName(name)
@@ -159,6 +166,14 @@ export class BlockStore {
     if (cur !== undefined && cur.gen > gen) throw HissError.from('STALE_REPLICA', `block ${id}: generation ${cur.gen} is newer than ${gen}`)
     if (this.writing.has(id)) throw HissError.from('EBUSY', `block ${id} is being written`)
   }
+
+  /** Take the one-writer slot of a block (a patch; write() takes it itself). */
+  claimWrite (id: number): void {
+    if (this.writing.has(id)) throw HissError.from('EBUSY', `block ${id} is being written`)
+    this.writing.add(id)
+  }
+
+  releaseWrite (id: number): void { this.writing.delete(id) }
 
   /**
    * Store a replica from `source`. Nothing becomes visible until data and checksums are
@@ -246,23 +261,44 @@ export class BlockStore {
     let data: FileHandle | undefined
     let meta: FileHandle | undefined
     try {
+      let header: MetaHeader
+      const release = await this.locks.shared(id)
       try {
-        data = await open(this.layout.dataPath(id, gen), 'r')
-        meta = await open(this.layout.metaPath(id, gen), 'r')
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.remove(id, gen)) {
-          this.log.warn('replica vanished from disk', { id, gen })
-          this.events.onLost?.(id, gen)
+        this.checkUnchanged(id, gen)
+        try {
+          data = await open(this.layout.dataPath(id, gen), 'r')
+          meta = await open(this.layout.metaPath(id, gen), 'r')
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.index.remove(id, gen)) {
+            this.log.warn('replica vanished from disk', { id, gen })
+            this.events.onLost?.(id, gen)
+          }
+          throw fromNodeError(err, `block ${id}`)
         }
-        throw fromNodeError(err, `block ${id}`)
+        const hb = Buffer.alloc(META_HEADER_BYTES)
+        await readFully(meta, hb, 0)
+        header = decodeMetaHeader(hb)
+        if (header.length !== replicaLength || (await data.stat()).size !== replicaLength) {
+          throw new HissError('CHECKSUM_MISMATCH', 'checksum mismatch: replica length differs from its checksum file')
+        }
+      } finally {
+        release()
       }
-      const hb = Buffer.alloc(META_HEADER_BYTES)
-      await readFully(meta, hb, 0)
-      const header = decodeMetaHeader(hb)
-      if (header.length !== replicaLength || (await data.stat()).size !== replicaLength) {
-        throw new HissError('CHECKSUM_MISMATCH', 'checksum mismatch: replica length differs from its checksum file')
+      // Batch by batch under the shared lock: a patch lands between batches, never in
+      // one, and once it has, this read (of the old generation) stops.
+      const batches = readVerified(data!, meta!, header, offset, length, opts)
+      for (;;) {
+        const unlock = await this.locks.shared(id)
+        let next: IteratorResult<Buffer>
+        try {
+          this.checkUnchanged(id, gen)
+          next = await batches.next()
+        } finally {
+          unlock()
+        }
+        if (next.done === true) break
+        yield next.value
       }
-      yield * readVerified(data, meta, header, offset, length, opts)
     } catch (err) {
       if (isHissError(err) && err.code === 'CHECKSUM_MISMATCH') await this.markCorrupt(id, gen)
       throw err
@@ -270,6 +306,12 @@ export class BlockStore {
       await data?.close().catch(() => {})
       await meta?.close().catch(() => {})
     }
+  }
+
+  /** A read of generation `gen` stops once a patch moved the replica on. */
+  private checkUnchanged (id: number, gen: number): void {
+    const r = this.index.get(id)
+    if (r !== undefined && r.gen !== gen) throw HissError.ENOENT(`block ${id} generation ${gen} (now ${r.gen})`)
   }
 
   /** Read a whole replica and check every chunk (the scanner's unit of work). */
@@ -294,6 +336,16 @@ export class BlockStore {
    * (so a restart does not bring it back), and reported through onCorrupt.
    */
   async markCorrupt (id: number, gen: number): Promise<boolean> {
+    const release = await this.locks.exclusive(id)
+    try {
+      return await this.markCorruptLocked(id, gen)
+    } finally {
+      release()
+    }
+  }
+
+  /** markCorrupt for a caller that holds the block's exclusive lock (a patch). */
+  async markCorruptLocked (id: number, gen: number): Promise<boolean> {
     if (!this.index.remove(id, gen)) return false
     this.index.addCorrupt(id, gen)
     this.log.warn('replica is corrupt, quarantined', { id, gen })
@@ -304,6 +356,15 @@ export class BlockStore {
 
   /** Remove a replica (good or quarantined). Returns whether anything was removed. */
   async delete (id: number, gen: number): Promise<boolean> {
+    const release = await this.locks.exclusive(id)
+    try {
+      return await this.deleteLocked(id, gen)
+    } finally {
+      release()
+    }
+  }
+
+  private async deleteLocked (id: number, gen: number): Promise<boolean> {
     let removed = false
     if (this.index.remove(id, gen)) { await this.unlinkReplica(id, gen); removed = true }
     if (this.index.removeCorrupt(id, gen)) { await this.unlinkCorrupt(id, gen); removed = true }

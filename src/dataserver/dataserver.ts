@@ -158,6 +158,17 @@ export class DataServer {
         downstreamTimeoutMs: this.cfg['client.timeout.ms'],
         log: this.log.child('pipeline'),
       }, b),
+      patch: {
+        selfId: this.id,
+        secret: this.secret,
+        clock: this.clock,
+        store: this.store,
+        limiter: this.limiter,
+        transport: this.transport,
+        reporter: this.link,
+        downstreamTimeoutMs: this.cfg['client.timeout.ms'],
+        log: this.log.child('patch'),
+      },
       log: this.log.child('http'),
     }))
     app.use(notFoundHandler)

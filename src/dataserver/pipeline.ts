@@ -48,6 +48,10 @@ export interface DownstreamOptions {
   /** Idle timeout per hop; the wait scales with the hops behind the first one. */
   timeoutMs: number
   log: Logger
+  /** Another block request than a PUT of the whole block (a patch). */
+  method?: 'PUT' | 'POST'
+  path?: string
+  headers?: Record<string, string>
 }
 
 /** The PUT to the next hop. Its methods never reject: failure is a state. */
@@ -64,6 +68,7 @@ export class Downstream {
     this.first = first
     this.log = o.log
     const headers: http.OutgoingHttpHeaders = {
+      ...o.headers,
       [HEADER_TOKEN]: o.token,
       'content-type': 'application/octet-stream',
     }
@@ -76,8 +81,8 @@ export class Downstream {
       headers[HEADER_BLOCK_LENGTH] = String(o.length)
     }
     this.req = o.transport.request(first.address, {
-      method: 'PUT',
-      path: `/v1/blocks/${o.block.id}?gen=${o.block.gen}`,
+      method: o.method ?? 'PUT',
+      path: o.path ?? `/v1/blocks/${o.block.id}?gen=${o.block.gen}`,
       headers,
       idleTimeoutMs: o.timeoutMs * (1 + rest.length),
     })

@@ -11,6 +11,7 @@ import { HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN
 import type { BlockStore, ReadHandle } from './block-store.js'
 import type { IncomingBlock } from './block-receiver.js'
 import { parsePipeline } from './pipeline.js'
+import { patchHandler, type PatchDeps } from './patch-receiver.js'
 import type { StreamLimiter } from './stream-limiter.js'
 
 export interface BlockRoutesDeps {
@@ -20,6 +21,8 @@ export interface BlockRoutesDeps {
   store: BlockStore
   limiter: StreamLimiter
   receive: (b: IncomingBlock) => Promise<WriteBlockReply>
+  /** Block patches (POST /v1/blocks/:id/patch); absent: not served. */
+  patch?: PatchDeps
   log: Logger
 }
 
@@ -50,6 +53,8 @@ export function blockRoutes (d: BlockRoutesDeps): express.Router {
       throw err
     }
   })
+
+  if (d.patch !== undefined) r.post('/v1/blocks/:id/patch', patchHandler(d.patch, drain))
 
   r.get('/v1/blocks/:id', async (req: Request, res: Response) => {
     const id = parseBlockNumber(req.params.id)

@@ -7,6 +7,8 @@ import { parseBlockNumber } from '../common/paths.js'
 /** `blk_<id>_<gen>` and its checksum file `blk_<id>_<gen>.meta`. */
 const REPLICA_NAME = /^blk_([0-9]{1,15})_([0-9]{1,15})(\.meta)?$/
 
+const JOURNAL_NAME = /^blk_([0-9]{1,15})_([0-9]{1,15})_([0-9]{1,15})\.patch$/
+
 export interface ReplicaName { id: number, gen: number, meta: boolean }
 
 export class StorageLayout {
@@ -17,6 +19,8 @@ export class StorageLayout {
   readonly tmpDir: string
   /** Replicas found corrupt, kept for the NameServer's delete (and for forensics). */
   readonly corruptDir: string
+  /** Journals of block patches in progress (see block-patch.ts). */
+  readonly journalDir: string
   readonly idFile: string
 
   constructor (root: string) {
@@ -24,6 +28,7 @@ export class StorageLayout {
     this.currentDir = join(root, 'current')
     this.tmpDir = join(root, 'tmp')
     this.corruptDir = join(root, 'corrupt')
+    this.journalDir = join(root, 'journal')
     this.idFile = join(root, 'id')
   }
 
@@ -63,6 +68,19 @@ export class StorageLayout {
 
   corruptMetaPath (id: number, gen: number): string {
     return this.corruptDataPath(id, gen) + '.meta'
+  }
+
+  /** Journal of the patch moving replica `id` from generation `from` to `to`. */
+  journalPath (id: number, from: number, to: number): string {
+    return join(this.journalDir, `${StorageLayout.fileName(id, from)}_${checked(to, 'generation stamp')}.patch`)
+  }
+
+  static parseJournalName (name: string): { id: number, from: number, to: number } | undefined {
+    const m = JOURNAL_NAME.exec(name)
+    if (m === null) return undefined
+    const [id, from, to] = [Number(m[1]), Number(m[2]), Number(m[3])]
+    if (!Number.isSafeInteger(id) || !Number.isSafeInteger(from) || !Number.isSafeInteger(to)) return undefined
+    return { id, from, to }
   }
 
   /** Temp names carry a random nonce so a retried write never collides with a dying one. */

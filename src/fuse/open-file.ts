@@ -9,6 +9,12 @@
 //           (a BlockUpload follows behind and streams it to the DataServers as it grows)
 //           or copied-on-write for random writes, truncates and appends to a partial
 //           last block, and uploaded at flush/fsync/close
+//   patch   a committed block with a few small changes: the changed bytes sit at their
+//           block offsets in a (sparse) spool file, with a bounded list of dirty
+//           ranges; reads overlay them on the committed block. Flush/fsync/close sends
+//           only the ranges to the block's replicas, which patch it in place to a new
+//           generation (patch-ranges.ts); too many or too large changes, a shrink, or a
+//           failed patch turn it into a local copy stored anew, as before.
 //
 // Every slot but the last holds exactly blockSize bytes when this mount wrote it. A
 // commit (flush on close, fsync with keepOpen) uploads what is pending and makes the
@@ -22,6 +28,7 @@ import type { HissFs, WriteSession } from '../client/types.js'
 import type { BlockCache } from './block-cache.js'
 import { BlockUpload, zeroSource, type UploadSource } from './block-upload.js'
 import { Mutex } from './mutex.js'
+import { DirtyRanges, patchLimits, rangeSource } from './patch-ranges.js'
 import type { Spool, SpoolFile } from './spool.js'
 
 /** How far (bytes) a streaming upload may lag behind the writer before write() waits. */
@@ -51,10 +58,13 @@ export interface OpenFileDeps {
 export interface ReadCursor { lastEnd: number, raUntil: number }
 
 interface BaseSlot { kind: 'base', ref: BlockRef, located?: LocatedBlock }
-interface StoredSlot { kind: 'stored', ref: BlockRef }
+/** `located`: set when the block was patched (its new generation, readable once committed). */
+interface StoredSlot { kind: 'stored', ref: BlockRef, located?: LocatedBlock }
 interface ZeroSlot { kind: 'zero', length: number, upload?: BlockUpload }
 interface LocalSlot { kind: 'local', spool: SpoolFile, length: number, upload?: BlockUpload }
-type Slot = BaseSlot | StoredSlot | ZeroSlot | LocalSlot
+/** `ref`/`located`: the committed block; bytes past ref.length read from the spool (zeros unless written). */
+interface PatchSlot { kind: 'patch', ref: BlockRef, located: LocatedBlock, spool: SpoolFile, length: number, dirty: DirtyRanges }
+type Slot = BaseSlot | StoredSlot | ZeroSlot | LocalSlot | PatchSlot
 type PendingSlot = ZeroSlot | LocalSlot
 
 interface Segment { slot: Slot, slotOff: number, n: number, dstOff: number }
@@ -64,6 +74,28 @@ class FileChanged extends Error {}
 
 function slotLength (s: Slot): number {
   return s.kind === 'base' || s.kind === 'stored' ? s.ref.length : s.length
+}
+
+/** Where each byte of a read of a patch slot comes from: the committed block, or the spool. */
+function patchPieces (s: PatchSlot, off: number, n: number): Array<{ from: 'base' | 'spool', off: number, n: number }> {
+  const out: Array<{ from: 'base' | 'spool', off: number, n: number }> = []
+  const end = off + n
+  // Unchanged bytes: the committed block's below its length, the spool's zeros past it.
+  const unchanged = (a: number, b: number): void => {
+    const mid = Math.min(Math.max(a, s.ref.length), b)
+    if (mid > a) out.push({ from: 'base', off: a, n: mid - a })
+    if (b > mid) out.push({ from: 'spool', off: mid, n: b - mid })
+  }
+  let p = off
+  for (const [a, b] of s.dirty.overlapping(off, end)) {
+    const da = Math.max(a, off)
+    const db = Math.min(b, end)
+    if (da > p) unchanged(p, da)
+    out.push({ from: 'spool', off: da, n: db - da })
+    p = db
+  }
+  if (end > p) unchanged(p, end)
+  return out
 }
 
 function bareRef (r: BlockRef): BlockRef {
@@ -185,6 +217,12 @@ export class OpenFile {
     const s = g.slot
     if (s.kind === 'zero') { dst.fill(0, g.dstOff, g.dstOff + g.n); return }
     if (s.kind === 'local') { await s.spool.read(dst, g.dstOff, g.n, g.slotOff); return }
+    if (s.kind === 'patch') {
+      await Promise.all(patchPieces(s, g.slotOff, g.n).map(p => p.from === 'spool'
+        ? s.spool.read(dst, g.dstOff + p.off - g.slotOff, p.n, p.off)
+        : this.deps.cache.read(s.located, this.ino, p.off, p.n, dst, g.dstOff + p.off - g.slotOff)))
+      return
+    }
     if (s.kind === 'base' && s.located !== undefined) {
       await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff)
       return
@@ -317,6 +355,17 @@ export class OpenFile {
       this.reindex()
       idx = this.slots.length - 1
     } else {
+      const patch = last.kind === 'patch' || last.kind === 'base' ? await this.toPatch(idx) : undefined
+      if (patch !== undefined) {
+        const n = Math.min(cap - patch.length, rest.length)
+        if (patch.dirty.fits(patch.length, n)) {
+          await patch.spool.write(rest.subarray(0, n), patch.length)
+          patch.dirty.add(patch.length, patch.length + n)
+          patch.length += n
+          this.sizeBytes += n
+          return n
+        }
+      }
       local = last.kind === 'local' ? last : await this.toLocal(idx)
     }
     last = local
@@ -344,6 +393,12 @@ export class OpenFile {
     const off = p - this.offsets[idx]!
     const n = Math.min(rest.length, slotLength(s) - off)
     if (n <= 0) throw HissError.EIO('write planning error')
+    const patch = s.kind === 'patch' || s.kind === 'base' ? await this.toPatch(idx) : undefined
+    if (patch !== undefined && patch.dirty.fits(off, n)) {
+      await patch.spool.write(rest.subarray(0, n), off)
+      patch.dirty.add(off, off + n)
+      return n
+    }
     const local = s.kind === 'local' ? s : await this.toLocal(idx)
     s = local
     if (local.upload !== undefined && off < local.upload.claimed) {
@@ -365,6 +420,9 @@ export class OpenFile {
         last.upload?.abort()
         last.upload = undefined
         last.length = want
+      } else if ((last.kind === 'base' || last.kind === 'patch') && await this.toPatch(idx) !== undefined) {
+        // The grown tail reads as zeros from the spool and is zero-filled by the patch.
+        (this.slots[idx] as PatchSlot).length = want
       } else {
         const local = last.kind === 'local' ? last : await this.toLocal(idx)
         if (local.upload?.sealed === true) { local.upload.abort(); local.upload = undefined }
@@ -429,6 +487,11 @@ export class OpenFile {
       s = this.slots[idx]!
       if (s.kind === 'local') return s
     }
+    if (s.kind === 'patch') {
+      const local = await this.patchToLocal(s)
+      if (keep !== undefined && keep < local.length) { await local.spool.truncate(keep); local.length = keep }
+      return local
+    }
     const length = Math.min(keep ?? slotLength(s), slotLength(s))
     const spool = await this.deps.spool.create()
     try {
@@ -451,13 +514,13 @@ export class OpenFile {
     return local
   }
 
-  /** Download block bytes [0, length) into a spool file, read-ahead window by window. */
-  private async copyToSpool (block: LocatedBlock, length: number, spool: SpoolFile): Promise<void> {
+  /** Download block bytes [start, length) into a spool file (same offsets), read-ahead window by window. */
+  private async copyToSpool (block: LocatedBlock, length: number, spool: SpoolFile, start = 0): Promise<void> {
     const piece = this.deps.cache.pieceBytes
     const window = Math.max(piece, this.deps.readaheadBytes)
-    let prefetched = 0
-    const buf = Buffer.allocUnsafe(Math.min(piece, Math.max(length, 1)))
-    for (let off = 0; off < length; off += piece) {
+    let prefetched = start
+    const buf = Buffer.allocUnsafe(Math.min(piece, Math.max(length - start, 1)))
+    for (let off = start; off < length; off += piece) {
       if (off >= prefetched - window / 2) {
         const from = Math.max(off, prefetched)
         prefetched = Math.min(length, off + window)
@@ -468,6 +531,69 @@ export class OpenFile {
       await spool.write(buf.subarray(0, n), off)
     }
     if (length === 0) await spool.truncate(0)
+  }
+
+  /**
+   * A committed block about to get a small change: its patch slot (made from a base
+   * slot), or undefined when this block must be copied instead (no patch support, or it
+   * is not a committed block).
+   */
+  private async toPatch (idx: number): Promise<PatchSlot | undefined> {
+    const s = this.slots[idx]!
+    if (s.kind === 'patch') return s
+    if (s.kind !== 'base' || this.session?.patchBlock === undefined) return undefined
+    const located = await this.locate(s)
+    const spool = await this.deps.spool.create()
+    const at = this.slots.indexOf(s)
+    if (at < 0) { spool.discard(); throw HissError.EIO('block list changed while preparing a patch') }
+    const slot: PatchSlot = { kind: 'patch', ref: s.ref, located, spool, length: s.ref.length, dirty: new DirtyRanges(patchLimits(this.blockSizeBytes)) }
+    this.slots[at] = slot
+    return slot
+  }
+
+  /** Give up patching: the slot becomes a full local copy (committed bytes + changes). */
+  private async patchToLocal (s: PatchSlot): Promise<LocalSlot> {
+    // The spool holds the changed bytes at their offsets: fill the gaps below the
+    // committed length from the block itself.
+    for (const [a, b] of s.dirty.gaps(0, Math.min(s.length, s.ref.length))) await this.copyToSpool(s.located, b, s.spool, a)
+    const local: LocalSlot = { kind: 'local', spool: s.spool, length: s.length }
+    const at = this.slots.indexOf(s)
+    if (at < 0) throw HissError.EIO('block list changed during copy-on-write')
+    this.slots[at] = local
+    return local
+  }
+
+  /**
+   * Send every patch slot's changed ranges to its replicas (in place, new generation);
+   * a slot whose patch fails, or cannot be sent, falls back to a full copy stored anew.
+   */
+  private async patchPending (): Promise<void> {
+    for (const s of this.slots) {
+      if (s.kind !== 'patch') continue
+      const session = this.session
+      if (s.dirty.count === 0 && s.length === s.ref.length) {
+        s.spool.discard()
+        this.slots[this.slots.indexOf(s)] = { kind: 'base', ref: s.ref, located: s.located }
+        continue
+      }
+      let patched: LocatedBlock | undefined
+      if (session?.patchBlock !== undefined) {
+        try {
+          patched = await session.patchBlock(s.located, { length: s.length, ranges: s.dirty.toList(), body: () => rangeSource(s.spool, s.dirty.toList()) })
+        } catch (err) {
+          this.deps.log.info('block patch failed, storing the block anew', { ino: this.ino, block: s.ref.id, err })
+        }
+      }
+      const at = this.slots.indexOf(s)
+      if (at < 0) throw HissError.EIO('block list changed during a patch')
+      if (patched === undefined) {
+        await this.patchToLocal(s)
+        continue
+      }
+      this.slots[at] = { kind: 'stored', ref: bareRef(patched), located: patched }
+      this.deps.cache.dropBlock(s.ref)
+      s.spool.discard()
+    }
   }
 
   private startUpload (slot: PendingSlot, sealed: boolean): BlockUpload {
@@ -525,6 +651,7 @@ export class OpenFile {
   private async commitLocked (keepOpen: boolean): Promise<void> {
     const session = this.session
     if (session === undefined) return
+    await this.patchPending()
     await this.uploadPending()
     const blocks: BlockRef[] = []
     let total = 0
@@ -535,7 +662,7 @@ export class OpenFile {
     }
     if (total !== this.sizeBytes) throw HissError.EIO(`block list holds ${total} bytes, file is ${this.sizeBytes}`)
     const stat = await session.commit(blocks, { mtimeNs: this.mtimeNs, keepOpen })
-    this.slots = this.slots.map((s): Slot => s.kind === 'stored' ? { kind: 'base', ref: s.ref } : s)
+    this.slots = this.slots.map((s): Slot => s.kind === 'stored' ? (s.located === undefined ? { kind: 'base', ref: s.ref } : { kind: 'base', ref: s.ref, located: s.located }) : s)
     this.dirtyFlag = false
     this.stat = stat
     if (!keepOpen) this.session = undefined
@@ -588,7 +715,9 @@ export class OpenFile {
   }
 
   private dropSlot (s: Slot): void {
-    if (s.kind === 'local') {
+    if (s.kind === 'patch') {
+      s.spool.discard()
+    } else if (s.kind === 'local') {
       s.upload?.abort()
       s.upload = undefined
       s.spool.discard()

@@ -7,6 +7,20 @@
 import type { BlockRef } from '../common/protocol.js'
 
 export interface Expected { gen: number, length: number, replication: number }
+/**
+ * A committed block being patched in place (see block-updates.ts): its replicas move
+ * from generation `base` to one of [first, last] as the patch reaches them, before the
+ * commit makes the new generation the file's. Replicas already moved are kept here, not
+ * judged stale; the committed generation's replicas stay in the main map.
+ */
+export interface PendingUpdate {
+  base: number
+  first: number
+  last: number
+  /** writeId of the write session patching it; undefined once that session is gone. */
+  owner: string | undefined
+  holders: Map<string, { gen: number, length: number }>
+}
 export interface Replica { gen: number, length: number, corrupt: boolean }
 export type ReplicaState = 'live' | 'corrupt' | 'stale' | 'orphan'
 
@@ -23,6 +37,8 @@ export class BlockMap {
   private readonly corruptMarks = new Map<string, Map<number, number>>()
   /** dataserver id -> blockId -> gen waiting to be sent as a delete command. */
   private readonly deletions = new Map<string, Map<number, number>>()
+  /** Committed blocks being patched in place: blockId -> update. */
+  readonly pending = new Map<number, PendingUpdate>()
 
   /** Judge one replica of a block against what the block should be. */
   stateOf (blockId: number, r: { gen: number, length: number, corrupt?: boolean }): ReplicaState {
@@ -47,7 +63,15 @@ export class BlockMap {
   blocksOn (dsId: string): number { return this.byDs.get(dsId)?.size ?? 0 }
 
   /** Record a replica a DataServer reported; orphans and stale ones are queued for deletion instead. */
-  addReplica (dsId: string, blockId: number, gen: number, length: number): ReplicaState {
+  addReplica (dsId: string, blockId: number, gen: number, length: number): ReplicaState | 'pending' {
+    const up = this.pending.get(blockId)
+    if (up !== undefined && gen >= up.first && gen <= up.last) {
+      // Patched, not yet committed: it no longer holds the committed generation.
+      this.removeReplica(dsId, blockId)
+      up.holders.set(dsId, { gen, length })
+      this.deletions.get(dsId)?.delete(blockId)
+      return 'pending'
+    }
     const corrupt = this.corruptMarks.get(dsId)?.get(blockId) === gen
     const state = this.stateOf(blockId, { gen, length, corrupt })
     this.removeReplica(dsId, blockId)
@@ -66,6 +90,7 @@ export class BlockMap {
   }
 
   removeReplica (dsId: string, blockId: number): void {
+    this.pending.get(blockId)?.holders.delete(dsId)
     const m = this.replicas.get(blockId)
     if (m !== undefined && m.delete(dsId) && m.size === 0) this.replicas.delete(blockId)
     this.byDs.get(dsId)?.delete(blockId)
@@ -87,6 +112,7 @@ export class BlockMap {
     for (const id of [...(this.byDs.get(dsId) ?? [])]) {
       if (!reported.has(id) && this.replicas.get(id)?.get(dsId)?.corrupt !== true) this.removeReplica(dsId, id)
     }
+    for (const [id, up] of this.pending) if (!reported.has(id)) up.holders.delete(dsId)
     const marks = this.corruptMarks.get(dsId)
     if (marks !== undefined) {
       for (const id of [...marks.keys()]) {
@@ -101,6 +127,12 @@ export class BlockMap {
 
   /** A replica was found corrupt (by its DataServer or by a client). */
   markCorrupt (dsId: string, blockId: number, gen: number): void {
+    const up = this.pending.get(blockId)
+    if (up !== undefined && up.holders.get(dsId)?.gen === gen) {
+      up.holders.delete(dsId)
+      this.queueDeletion(dsId, blockId, gen)
+      return
+    }
     let marks = this.corruptMarks.get(dsId)
     if (marks === undefined) { marks = new Map(); this.corruptMarks.set(dsId, marks) }
     marks.set(blockId, gen)
@@ -113,6 +145,7 @@ export class BlockMap {
 
   /** Forget every replica of a DataServer (dead or unregistered). */
   dropDataServer (dsId: string): void {
+    for (const up of this.pending.values()) up.holders.delete(dsId)
     for (const id of [...(this.byDs.get(dsId) ?? [])]) this.removeReplica(dsId, id)
     this.byDs.delete(dsId)
     this.deletions.delete(dsId)
@@ -159,6 +192,7 @@ export class BlockMap {
   /** Blocks no file references any more: every replica goes. */
   free (blockIds: Iterable<number>): void {
     for (const id of blockIds) {
+      this.dropPending(id)
       this.expected.delete(id)
       this.writing.delete(id)
       for (const dsId of [...this.replicasOf(id).keys()]) this.deleteReplica(dsId, id)
@@ -174,6 +208,37 @@ export class BlockMap {
       if (this.stateOf(b.id, r) === 'stale') this.deleteReplica(dsId, b.id)
       else if (r.length !== b.length) r.corrupt = true
     }
+  }
+
+  /** The patch of a block is given up: its moved replicas are deleted. */
+  dropPending (blockId: number): void {
+    const up = this.pending.get(blockId)
+    if (up === undefined) return
+    this.pending.delete(blockId)
+    for (const [dsId, r] of up.holders) this.queueDeletion(dsId, blockId, r.gen)
+  }
+
+  /**
+   * The patched generation became the block's (commit, or recovery): the replicas that
+   * hold it exactly are live, the rest (older or other attempts) stale.
+   */
+  finishUpdate (b: BlockRef, replication: number): void {
+    const up = this.pending.get(b.id)
+    this.pending.delete(b.id)
+    this.setExpected(b, replication)
+    for (const [dsId, r] of up?.holders ?? []) {
+      if (r.gen === b.gen && r.length === b.length) this.addReplica(dsId, b.id, r.gen, r.length)
+      else this.queueDeletion(dsId, b.id, r.gen)
+    }
+  }
+
+  /** Live DataServers holding a patched generation `gen` (any, when undefined) of length `length`. */
+  pendingHolders (blockId: number, isLive: (dsId: string) => boolean, gen?: number, length?: number): string[] {
+    const out: string[] = []
+    for (const [dsId, r] of this.pending.get(blockId)?.holders ?? []) {
+      if (isLive(dsId) && (gen === undefined || r.gen === gen) && (length === undefined || r.length === length)) out.push(dsId)
+    }
+    return out
   }
 
   setReplication (blockIds: Iterable<number>, replication: number): void {

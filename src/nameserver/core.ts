@@ -22,6 +22,7 @@ import { SafeMode } from './safe-mode.js'
 import { WriteSessions } from './write-sessions.js'
 import { WriteService } from './write-service.js'
 import { DataServerService } from './ds-service.js'
+import { BlockUpdates } from './block-updates.js'
 import { repeat } from './loops.js'
 
 export interface CoreDeps { clock: Clock, log: Logger, random?: Random }
@@ -42,6 +43,7 @@ export class NameServerCore {
   readonly monitor: ReplicationMonitor
   readonly writes: WriteService
   readonly dataservers: DataServerService
+  readonly updates: BlockUpdates
   private stopLoops: Array<() => void> = []
   private closed = false
   /** Resolvers waiting for the next replica report (commits waiting for their blocks). */
@@ -99,6 +101,8 @@ export class NameServerCore {
     })
     this.writes = new WriteService(this)
     this.dataservers = new DataServerService(this)
+    this.updates = new BlockUpdates(this)
+    this.updates.load()
     this.checkSafeMode()
   }
 
@@ -158,6 +162,7 @@ export class NameServerCore {
 
   runReplication (): void {
     if (this.safeMode.active) return
+    this.updates.resolve()
     const r = this.monitor.run(this.clock.now())
     if (r.replicationsQueued + r.replicasTrimmed + r.corruptDeleted > 0) this.log.debug('replication pass', { ...r })
   }
@@ -166,7 +171,10 @@ export class NameServerCore {
   safeBlockCount (): number {
     let n = 0
     const isLive = (ds: string): boolean => this.registry.isLive(ds)
-    for (const id of this.blocks.expected.keys()) if (this.blocks.holders(id, isLive).length > 0) n++
+    for (const id of this.blocks.expected.keys()) {
+      // A block caught mid-patch counts by its patched replicas too (resolved later).
+      if (this.blocks.holders(id, isLive).length > 0 || this.blocks.pendingHolders(id, isLive).length > 0) n++
+    }
     return n
   }
 

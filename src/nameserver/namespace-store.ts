@@ -38,6 +38,9 @@ export type NewInode = Omit<InodeRow, 'ino'>
 /** A referenced block with what the block map needs to judge its replicas. */
 export interface StoredBlock extends BlockRef { ino: number, replication: number }
 
+/** A block being patched in place: committed generation `base`, attempts in [first, last]. */
+export interface BlockUpdateRow { id: number, base: number, first: number, last: number }
+
 type Counter = 'next_ino' | 'next_block' | 'next_gen'
 
 /** How many ids a counter write reserves (see next()). */
@@ -69,6 +72,12 @@ CREATE TABLE IF NOT EXISTS blocks (
   gen INTEGER NOT NULL,
   length INTEGER NOT NULL,
   PRIMARY KEY (ino, idx)
+);
+CREATE TABLE IF NOT EXISTS block_updates (
+  id INTEGER PRIMARY KEY,
+  base INTEGER NOT NULL,
+  first INTEGER NOT NULL,
+  last INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
   name TEXT PRIMARY KEY,
@@ -163,6 +172,12 @@ export class NamespaceStore {
       allBlocks: db.prepare<[], StoredBlock>('SELECT b.id, b.gen, b.length, b.ino, i.replication FROM blocks b JOIN inodes i ON i.ino = b.ino'),
       countType: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM inodes WHERE type = ?'),
       countAll: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inodes'),
+      pendingUpdates: db.prepare<[], BlockUpdateRow>('SELECT id, base, first, last FROM block_updates'),
+      setUpdate: db.prepare<[number, number, number, number]>('INSERT INTO block_updates (id, base, first, last) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET base = excluded.base, first = excluded.first, last = excluded.last'),
+      clearUpdate: db.prepare<[number]>('DELETE FROM block_updates WHERE id = ?'),
+      blockRow: db.prepare<[number], { ino: number, gen: number, length: number }>('SELECT ino, gen, length FROM blocks WHERE id = ?'),
+      setBlockGen: db.prepare<[number, number, number]>('UPDATE blocks SET gen = ?, length = ? WHERE id = ?'),
+      growSize: db.prepare<[number, number]>('UPDATE inodes SET size = size + ? WHERE ino = ?'),
       getCounter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
       setCounter: db.prepare<[string, number]>('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
     }
@@ -266,6 +281,24 @@ export class NamespaceStore {
   /** Allocate a block id and a generation stamp, durably (callers wrap in a transaction). */
   allocateBlock (): { id: number, gen: number } {
     return { id: this.next('next_block'), gen: this.next('next_gen') }
+  }
+
+  /** A new generation stamp for an existing block (a patch; callers wrap in a transaction). */
+  allocateGen (): number { return this.next('next_gen') }
+
+  /** Durable record of blocks being patched in place (block-updates.ts). */
+  pendingUpdates (): BlockUpdateRow[] { return this.st.pendingUpdates.all() }
+  setPendingUpdate (u: BlockUpdateRow): void { this.st.setUpdate.run(u.id, u.base, u.first, u.last) }
+  clearPendingUpdate (id: number): void { this.st.clearUpdate.run(id) }
+  /** The file holding block `id`, and the block's committed generation and length. */
+  blockRow (id: number): { ino: number, gen: number, length: number } | undefined { return this.st.blockRow.get(id) }
+
+  /** Move a committed block to a patched generation and length; the file's size follows. */
+  setBlockGeneration (id: number, gen: number, length: number): void {
+    const row = this.st.blockRow.get(id)
+    if (row === undefined) return
+    this.st.setBlockGen.run(gen, length, id)
+    if (length !== row.length) this.st.growSize.run(length - row.length, row.ino)
   }
 
   get (ino: number): InodeRow | undefined { return this.st.getIno.get(ino) }

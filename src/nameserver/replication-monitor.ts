@@ -112,6 +112,7 @@ export class ReplicationMonitor {
     const isLive = (ds: string): boolean => registry.isLive(ds)
     const needs: Array<{ id: number, live: string[] }> = []
     for (const [id, exp] of blocks.expected) {
+      if (blocks.pending.has(id)) continue // being patched in place: settled by its commit
       const live = blocks.holders(id, isLive, 'live')
       if (live.length === 0) continue
       const pending = this.pendingTargets(id).size

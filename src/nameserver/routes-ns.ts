@@ -85,6 +85,10 @@ export function nsRouter (core: NameServerCore): Router {
     const b = s.parse(s.addBlockBody, req.body)
     res.json(core.writes.addBlock(b.writeId, b.exclude))
   })
+  r.post('/write/updateblock', (req, res) => {
+    const b = s.parse(s.updateBlockBody, req.body)
+    res.json(core.updates.begin(b.writeId, b.block))
+  })
   r.post('/write/commit', async (req, res) => {
     const b = s.parse(s.commitBody, req.body)
     const stat = await core.writes.commit({

@@ -59,6 +59,7 @@ export const commitBody = z.object({
   mtimeNs: timeNs.optional(),
   keepOpen: z.boolean().optional(),
 }).strict()
+export const updateBlockBody = z.object({ writeId, block: z.object({ id: num, gen: num }).strict() }).strict()
 export const abortBody = z.object({ writeId }).strict()
 export const renewBody = z.object({ clientId }).strict()
 export const badBlockBody = z.object({ block: z.object({ id: num, gen: num }).strict(), dataserver: z.string().min(1).max(300) }).strict()

@@ -125,6 +125,12 @@ export class WriteService {
       sum += b.length
       const cur = byId.get(b.id)
       if (cur !== undefined) {
+        if (cur.gen !== b.gen && core.updates.isPatched(s, b)) {
+          const bad = core.updates.check(s, b, cur.length, minReplicas)
+          if (bad !== undefined && !bad.wait) return bad
+          if (bad !== undefined) short ??= bad.err
+          continue
+        }
         if (cur.gen !== b.gen || cur.length !== b.length) return { err: HissError.EINVAL(`block ${b.id} does not match the file's content`), wait: false }
         continue
       }
@@ -164,6 +170,7 @@ export class WriteService {
     const now = ns.now()
     const mtime = req.mtimeNs ?? now
     let freed: BlockRef[] = []
+    let patched: BlockRef[] = []
     let row: InodeRow | undefined
     if (s.ino === 0) {
       row = store.transaction(() => {
@@ -195,6 +202,7 @@ export class WriteService {
         const oldBlocks = store.blocksOf(ino)
         row = store.transaction(() => {
           store.setContent(ino, req.blocks, req.size, mtime, now)
+          patched = core.updates.committing(s, req)
           return store.get(ino)!
         })
         const keep = new Set(req.blocks.map(b => b.id))
@@ -209,6 +217,7 @@ export class WriteService {
     for (const b of req.blocks) {
       if (s.allocated.delete(b.id)) core.blocks.setExpected(b, row.replication)
     }
+    core.updates.committed(s, patched, row.replication)
     if (freed.length > 0) core.freeBlocks(freed.map(b => b.id))
     this.finish(s, req.keepOpen === true)
     return ns.toStat(row)
@@ -221,6 +230,7 @@ export class WriteService {
   /** End a session: its lease goes, its uncommitted blocks become orphans. */
   end (s: WriteSession): void {
     this.core.sessions.remove(s.writeId)
+    this.core.updates.sessionEnded(s.writeId)
     if (s.allocated.size > 0) this.core.freeBlocks(s.allocated.keys())
     s.allocated.clear()
   }
