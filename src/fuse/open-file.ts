@@ -158,7 +158,9 @@ export class OpenFile {
         }
         continue
       }
-      await Promise.all(segs.map(g => this.readSegment(g, dst)))
+      // A reader going forward lets the cache drop what it has read past.
+      const streaming = cursor !== undefined && pos > 0 && Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
+      await Promise.all(segs.map(g => this.readSegment(g, dst, streaming)))
       this.readahead(pos, end, cursor)
       return end - pos
     }
@@ -181,12 +183,12 @@ export class OpenFile {
     return segs
   }
 
-  private async readSegment (g: Segment, dst: Buffer): Promise<void> {
+  private async readSegment (g: Segment, dst: Buffer, streaming = false): Promise<void> {
     const s = g.slot
     if (s.kind === 'zero') { dst.fill(0, g.dstOff, g.dstOff + g.n); return }
     if (s.kind === 'local') { await s.spool.read(dst, g.dstOff, g.n, g.slotOff); return }
     if (s.kind === 'base' && s.located !== undefined) {
-      await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff)
+      await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff, streaming)
       return
     }
     throw HissError.EIO('block not readable')
@@ -199,9 +201,10 @@ export class OpenFile {
     const sequential = pos === 0 || Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
     cursor.lastEnd = end
     if (!sequential) { cursor.raUntil = end; return }
-    // Keep the window full: top it up whenever a piece's worth has been consumed, so
-    // several ranged reads stay in flight (one DataServer read is latency-bound).
-    if (cursor.raUntil >= end + ra - this.deps.cache.pieceBytes) return
+    // Keep the window at least half full: top it up once half of it has been consumed,
+    // with one ranged read per block for the whole top-up (the DataServer reads ahead
+    // within a request; a request per piece costs a round trip and a file open each).
+    if (cursor.raUntil >= end + Math.max(ra / 2, this.deps.cache.pieceBytes)) return
     const from = Math.max(end, cursor.raUntil)
     const to = Math.min(this.sizeBytes, end + ra)
     cursor.raUntil = to
@@ -249,7 +252,11 @@ export class OpenFile {
 
   // ---------------------------------------------------------------- writes
 
-  /** Write `data` (already a private copy) at `pos`, or at the end when `append`. */
+  /**
+   * Write `data` at `pos`, or at the end when `append`. `data` is borrowed (the kernel's
+   * buffer, reused once the write is answered): it is copied into the spool before the
+   * returned promise settles, and no reference to it may outlive that.
+   */
   async write (data: Buffer, pos: number, append: boolean): Promise<number> {
     return this.changeLocked(async () => {
       if (append) pos = this.sizeBytes
@@ -474,7 +481,7 @@ export class OpenFile {
     if (this.session === undefined) throw HissError.EIO('no write session')
     const source: UploadSource = slot.kind === 'zero'
       ? zeroSource(slot.length)
-      : { length: () => slot.length, read: (dst, pos, len) => slot.spool.read(dst, 0, len, pos) }
+      : { length: () => slot.length, read: (dst, pos, len) => slot.spool.read(dst, 0, len, pos, true) }
     const up = new BlockUpload(this.session, source, { sealed })
     slot.upload = up
     up.result.then(ref => {

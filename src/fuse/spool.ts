@@ -79,11 +79,12 @@ export class SpoolFile {
 
   /**
    * Read [pos, pos+len) into dst at dstOff; bytes past the file's end read as zeros
-   * (a block's hole). Reads go through a private buffer, so a caller's buffer is never
-   * handed to the thread pool.
+   * (a block's hole). Reads go through a private buffer, so a caller's buffer (the
+   * kernel's, for a FUSE read answered early on an error) is never handed to the thread
+   * pool, unless `owned`: the caller owns dst and waits for this read in every case.
    */
-  async read (dst: Buffer, dstOff: number, len: number, pos: number): Promise<void> {
-    const tmp = Buffer.allocUnsafe(len)
+  async read (dst: Buffer, dstOff: number, len: number, pos: number, owned = false): Promise<void> {
+    const tmp = owned ? dst.subarray(dstOff, dstOff + len) : Buffer.allocUnsafe(len)
     let got = 0
     this.acquire()
     try {
@@ -98,7 +99,7 @@ export class SpoolFile {
       this.release()
     }
     tmp.fill(0, got)
-    tmp.copy(dst, dstOff)
+    if (!owned) tmp.copy(dst, dstOff)
   }
 
   async truncate (len: number): Promise<void> {
