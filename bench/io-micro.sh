@@ -20,7 +20,8 @@ cleanup () {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   rm -rf "$W" "$TIMEF"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 port () { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 NSP=$(port)
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')

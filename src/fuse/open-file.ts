@@ -332,10 +332,17 @@ export class OpenFile {
       local.upload = undefined
     }
     const n = Math.min(cap - local.length, rest.length)
-    await local.spool.write(rest.subarray(0, n), local.length)
+    // A private copy of the kernel's buffer, queued for the spool (the copy a retry
+    // reads) and handed to the upload, which sends it from memory: the write returns
+    // without waiting for a disk write, and nothing is read back.
+    const own = Buffer.allocUnsafe(n)
+    rest.copy(own, 0, 0, n)
+    const at = local.length
+    await local.spool.writeBehind(own, at)
     local.length += n
     this.sizeBytes += n
     const up = local.upload ?? this.startUpload(local, false)
+    up.feed(at, own)
     up.notify()
     if (local.length >= cap) {
       up.seal()
@@ -357,6 +364,8 @@ export class OpenFile {
       local.upload.abort()
       local.upload = undefined
     }
+    // Bytes fed to the upload from memory may be the ones overwritten: it reads the spool.
+    local.upload?.forget()
     await local.spool.write(rest.subarray(0, n), off)
     return n
   }

@@ -149,3 +149,21 @@ t.test('write-behind reports the first write error to the producer and flush', a
   await wb.settle()
   t.pass('settle never rejects')
 })
+
+t.test('write-behind waits for a full batch before writing, and flush writes the rest', async t => {
+  const w = fakeWriter(1 << 20)
+  const wb = new WriteBehind(w.fh, 4096, 1000)
+  for (let i = 0; i < 9; i++) await wb.push(Buffer.alloc(100, i))
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(w.calls, 0, 'nothing written below the batch size')
+  await wb.push(Buffer.alloc(100, 9))
+  await new Promise(resolve => setTimeout(resolve, 5))
+  t.equal(w.calls, 1, 'one write for the full batch')
+  await wb.push(Buffer.alloc(50, 10))
+  // Pushes without waiting, then flush: every queued byte is written before flush returns.
+  const more = Array.from({ length: 5 }, (_, i) => wb.push(Buffer.alloc(10, 11 + i)))
+  await wb.flush()
+  await Promise.all(more)
+  t.equal(Buffer.concat(w.written).length, 1000 + 50 + 50)
+  t.equal(w.calls, 2)
+})
