@@ -14,6 +14,11 @@ import type { HttpClient } from './http.js'
 import type { InodeTarget, NameServerClient } from './nameserver-client.js'
 
 const MAX_ERROR_BODY = 64 * 1024
+/**
+ * Bytes a block stream buffers before it pauses its source (1 MiB). With Node's 16 KiB
+ * default every 64 KiB network chunk paused and resumed the socket.
+ */
+export const READ_STREAM_HWM = 1024 * 1024
 const FIRST_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 2000
 
@@ -53,7 +58,7 @@ export class BlockReadStream extends Readable {
     private readonly length: number,
     private readonly opts: BlockReadOptions = {},
   ) {
-    super()
+    super({ highWaterMark: READ_STREAM_HWM })
   }
 
   override _read (): void {

@@ -1,7 +1,7 @@
-// Local-disk copy of the block being written by `put`, so that a block whose pipeline
-// fails midway can be sent again from disk (the input stream itself cannot be rewound).
-// One file per put, rewritten for each block: disk use is at most one block, and memory
-// stays at a stream buffer. Spooling is best effort: if the spool disk fails, the put
+// Local-disk copy of the blocks being written by `put` from an input it cannot re-read
+// (stdin, a pipe), so that a block whose pipeline fails midway can be sent again from
+// disk. One file per block in flight (slot), rewritten for each block: disk use is at
+// most PUT_BLOCKS_IN_FLIGHT blocks, and memory stays at a stream buffer. Spooling is best effort: if the spool disk fails, the put
 // goes on without the ability to retry a block.
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -62,10 +62,10 @@ export class BlockSpool {
     }
   }
 
-  private get file (): string { return join(this.dir, 'block') }
+  private file (slot: number): string { return join(this.dir, `block-${slot}`) }
 
-  begin (): SpoolWriter { return new SpoolWriter(this.file, this.log) }
-  open (): Readable { return createReadStream(this.file) }
+  begin (slot: number): SpoolWriter { return new SpoolWriter(this.file(slot), this.log) }
+  open (slot: number): Readable { return createReadStream(this.file(slot)) }
 
   async dispose (): Promise<void> {
     await rm(this.dir, { recursive: true, force: true }).catch(err => { this.log.warn('cannot remove spool directory', { err, dir: this.dir }) })

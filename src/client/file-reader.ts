@@ -1,7 +1,7 @@
 // Whole-file or ranged streaming read: one read plan from the NameServer, then block
-// after block through BlockReadStream (failover per block), with backpressure. Only one
-// block request is open at a time; starting the next one early is left until a
-// measurement shows the gap between blocks matters.
+// after block through BlockReadStream (failover per block), with backpressure. The next
+// block's request starts when the current one has NEXT_BLOCK_LEAD_BYTES left, so its
+// first bytes are there when they are needed (it buffers at most one stream buffer).
 import { Readable } from 'node:stream'
 import { HissError } from '../common/errors.js'
 import type { LocatedBlock } from '../common/protocol.js'
@@ -12,6 +12,11 @@ import type { ReadOptions } from './types.js'
 export type OpenBlock = (block: LocatedBlock, offset: number, length: number, opts: { ino?: number, path?: string }) => Readable
 
 interface Segment { block: LocatedBlock, offset: number, length: number }
+
+/** Bytes left in the current block when the next block's request starts. */
+export const NEXT_BLOCK_LEAD_BYTES = 2 * 1024 * 1024
+/** Bytes a file stream buffers before it pauses its block stream (1 MiB). */
+const FILE_STREAM_HWM = 1024 * 1024
 
 /** The parts of `blocks` covering [start, end), in file order. */
 export function planSegments (blocks: readonly LocatedBlock[], start: number, end: number): Segment[] {
@@ -27,6 +32,8 @@ export function planSegments (blocks: readonly LocatedBlock[], start: number, en
 export class FileReadStream extends Readable {
   private started = false
   private source: Readable | undefined
+  /** The next segment's stream, opened ahead of time. */
+  private upcoming: Readable | undefined
   private segments: Segment[] = []
   private next = 0
   private ino: number | undefined
@@ -38,7 +45,7 @@ export class FileReadStream extends Readable {
     private readonly path: string,
     private readonly opts: ReadOptions = {},
   ) {
-    super()
+    super({ highWaterMark: FILE_STREAM_HWM })
   }
 
   override _read (): void {
@@ -53,6 +60,8 @@ export class FileReadStream extends Readable {
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
     this.source?.destroy()
     this.source = undefined
+    this.upcoming?.destroy()
+    this.upcoming = undefined
     cb(err)
   }
 
@@ -71,15 +80,34 @@ export class FileReadStream extends Readable {
     this.openNext()
   }
 
+  private open (seg: Segment): Readable {
+    return this.openBlock(seg.block, seg.offset, seg.length, { ...(this.ino === undefined ? {} : { ino: this.ino }), path: this.path })
+  }
+
+  /** Open the segment after the current one and let it start (it stops at its buffer). */
+  private openUpcoming (): void {
+    const seg = this.segments[this.next]
+    if (seg === undefined || this.upcoming !== undefined || this.destroyed) return
+    const src = this.open(seg)
+    // Its error is taken up when it becomes the current source; until then, keep it.
+    src.on('error', () => {})
+    src.read(0)
+    this.upcoming = src
+  }
+
   private openNext (): void {
     if (this.destroyed) return
     const seg = this.segments[this.next++]
     if (seg === undefined) { this.push(null); return }
-    const src = this.openBlock(seg.block, seg.offset, seg.length, { ...(this.ino === undefined ? {} : { ino: this.ino }), path: this.path })
+    const src = this.upcoming ?? this.open(seg)
+    this.upcoming = undefined
     this.source = src
+    let left = seg.length
     src.on('data', (chunk: Buffer) => {
       this.bytes += chunk.length
+      left -= chunk.length
       this.opts.onProgress?.(this.bytes)
+      if (left <= NEXT_BLOCK_LEAD_BYTES) this.openUpcoming()
       if (!this.push(chunk)) src.pause()
     })
     src.once('end', () => {
@@ -87,5 +115,8 @@ export class FileReadStream extends Readable {
       this.openNext()
     })
     src.once('error', err => { this.destroy(toHissError(err)) })
+    // An upcoming stream that already failed has emitted its error: read() rethrows nothing,
+    // so surface a destroyed stream's error here.
+    if (src.destroyed && src.errored !== null) this.destroy(toHissError(src.errored))
   }
 }

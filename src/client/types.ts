@@ -14,6 +14,12 @@ export interface PutOptions {
   blockSize?: number
   /** Called with bytes written so far (for progress bars). */
   onProgress?: (bytes: number) => void
+  /**
+   * Bytes [offset, offset+length) of the input again (e.g. a local file's read stream
+   * for that range): a block whose pipeline failed is resent from it, and put keeps no
+   * spool copy. Without it, blocks in flight are spooled to local disk for resending.
+   */
+  replay?: (offset: number, length: number) => Readable
 }
 
 export interface ReadOptions {

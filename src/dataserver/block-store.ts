@@ -1,4 +1,4 @@
-// The replicas on local disk: write (temp file + checksums, fsync, rename), verified
+// The replicas on local disk: write (temp file via write-behind + checksums, fsync, rename), verified
 // ranged reads, delete, quarantine of corrupt replicas, and the startup scan that
 // rebuilds the index. Knows nothing about HTTP or the NameServer: it tells its owner
 // about corrupt or vanished replicas through the `events` hooks.
@@ -13,6 +13,7 @@ import { ChunkChecksummer, META_HEADER_BYTES, decodeMetaHeader, metaFileBytes, t
 import { ReplicaIndex } from './replica-index.js'
 import { readFully, readVerified, type ReadVerifiedOptions } from './replica-reader.js'
 import { StorageLayout } from './storage-layout.js'
+import { WriteBehind } from './write-behind.js'
 
 /** Hard cap on one replica: the largest block size the config accepts. */
 export const MAX_BLOCK_BYTES = 2 ** 32
@@ -189,18 +190,21 @@ export class BlockStore {
     let dataFh: FileHandle | undefined
     let metaFh: FileHandle | undefined
     let metaInPlace = false
+    let behind: WriteBehind | undefined
     try {
       const room = await this.storage()
       if (room.remaining < (expected ?? 1)) throw HissError.ENOSPC(`dataserver storage full (${room.remaining} bytes usable)`)
       dataFh = await open(tmp.data, 'wx', 0o644)
       const sum = new ChunkChecksummer(this.chunkBytes)
+      behind = new WriteBehind(dataFh)
       for await (const piece of source) {
         const len = sum.length + piece.length
         if (len > MAX_BLOCK_BYTES) throw HissError.from('TOO_LARGE', `block over ${MAX_BLOCK_BYTES} bytes`)
         if (expected !== undefined && len > expected) throw HissError.BAD_REQUEST(`block longer than the announced ${expected} bytes`)
         sum.update(piece)
-        await writeAll(dataFh, piece)
+        await behind.push(piece)
       }
+      await behind.flush()
       if (expected !== undefined && sum.length !== expected) throw HissError.BAD_REQUEST(`block is ${sum.length} bytes, announced ${expected}`)
       const length = sum.length
       metaFh = await open(tmp.meta, 'wx', 0o644)
@@ -224,6 +228,7 @@ export class BlockStore {
       if (this.index.removeCorrupt(id, gen)) await this.unlinkCorrupt(id, gen)
       return result
     } catch (err) {
+      await behind?.settle()
       await dataFh?.close().catch(() => {})
       await metaFh?.close().catch(() => {})
       await unlink(tmp.data).catch(() => {})

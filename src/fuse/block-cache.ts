@@ -3,6 +3,13 @@
 // them and they age out. Pieces are fixed-size slices of a block, kept in memory up to
 // `fuse.cache.bytes` (LRU); a run of missing pieces is fetched with one ranged read, and
 // concurrent readers of a piece share one fetch.
+//
+// Memory is recycled: touching fresh memory costs a page fault per 4 KiB, which made
+// filling new piece buffers the mount's main cost on sequential reads. Evicted pieces go
+// to a small free list and are refilled by the next fetch; a piece a reader is copying
+// from is pinned and never recycled under it. A sequential reader (streaming) drops the
+// pieces it has read past: the kernel's page cache holds them while the file stays open,
+// so the cache keeps the read-ahead window of a stream, not the whole stream.
 import type { Readable } from 'node:stream'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
@@ -21,12 +28,29 @@ export interface BlockCacheOptions {
   log: Logger
 }
 
-interface Deferred { promise: Promise<Buffer>, resolve: (b: Buffer) => void, reject: (e: unknown) => void }
+/** Free piece buffers kept for reuse (beyond this they go to the garbage collector). */
+export const FREE_PIECES = 16
+
+interface Piece {
+  buf: Buffer
+  /** Readers copying from it: not recycled before they are done. */
+  pins: number
+  /** No longer in the cache: recycle when unpinned. */
+  gone: boolean
+}
+
+interface Inflight {
+  promise: Promise<Piece>
+  /** Readers that will pin the piece when it arrives. */
+  waiters: number
+}
+
+interface Deferred { promise: Promise<Piece>, resolve: (p: Piece) => void, reject: (e: unknown) => void }
 
 function deferred (): Deferred {
-  let resolve!: (b: Buffer) => void
+  let resolve!: (p: Piece) => void
   let reject!: (e: unknown) => void
-  const promise = new Promise<Buffer>((res, rej) => { resolve = res; reject = rej })
+  const promise = new Promise<Piece>((res, rej) => { resolve = res; reject = rej })
   // A prefetch nobody waits for must not become an unhandled rejection.
   promise.catch(() => {})
   return { promise, resolve, reject }
@@ -34,11 +58,14 @@ function deferred (): Deferred {
 
 export class BlockCache {
   readonly pieceBytes: number
-  private readonly pieces = new Map<string, Buffer>()
-  private readonly inflight = new Map<string, Promise<Buffer>>()
+  private readonly pieces = new Map<string, Piece>()
+  private readonly inflight = new Map<string, Inflight>()
+  private readonly free: Buffer[] = []
   private bytes = 0
   /** Ranged reads issued (for tests: proves hits and read-ahead). */
   fetches = 0
+  /** Piece buffers reused instead of allocated (for tests). */
+  recycled = 0
 
   constructor (private readonly reader: BlockReader, private readonly opts: BlockCacheOptions) {
     this.pieceBytes = opts.pieceBytes ?? DEFAULT_PIECE_BYTES
@@ -46,31 +73,41 @@ export class BlockCache {
 
   get cachedBytes (): number { return this.bytes }
 
-  /** Copy bytes [off, off+len) of `block` into dst at dstOff. Retries a failed fetch once. */
-  async read (block: LocatedBlock, ino: number, off: number, len: number, dst: Buffer, dstOff: number): Promise<void> {
+  /**
+   * Copy bytes [off, off+len) of `block` into dst at dstOff. Retries a failed fetch once.
+   * `streaming`: a sequential reader; pieces of this block more than one piece behind
+   * `off` are dropped (it has read past them).
+   */
+  async read (block: LocatedBlock, ino: number, off: number, len: number, dst: Buffer, dstOff: number, streaming = false): Promise<void> {
     if (len <= 0) return
     if (off < 0 || off + len > block.length) throw HissError.EIO(`read past the end of block ${block.id}`)
     const first = Math.floor(off / this.pieceBytes)
     const last = Math.floor((off + len - 1) / this.pieceBytes)
-    let bufs: Buffer[]
+    let pieces: Piece[]
     try {
-      bufs = await Promise.all(this.ensure(block, ino, first, last))
+      pieces = await this.pinned(this.ensure(block, ino, first, last, true))
     } catch (err) {
       this.opts.log.debug('block read failed, retrying once', { block: block.id, err })
-      bufs = await Promise.all(this.ensure(block, ino, first, last))
+      pieces = await this.pinned(this.ensure(block, ino, first, last, true))
     }
-    let pos = off
-    let out = dstOff
-    const end = off + len
-    for (let k = first; k <= last; k++) {
-      const buf = bufs[k - first]!
-      const pieceStart = k * this.pieceBytes
-      const from = pos - pieceStart
-      const to = Math.min(end, pieceStart + buf.length) - pieceStart
-      buf.copy(dst, out, from, to)
-      out += to - from
-      pos += to - from
+    try {
+      let pos = off
+      let out = dstOff
+      const end = off + len
+      for (let k = first; k <= last; k++) {
+        const buf = pieces[k - first]!.buf
+        const pieceStart = k * this.pieceBytes
+        const from = pos - pieceStart
+        const to = Math.min(end, pieceStart + buf.length) - pieceStart
+        buf.copy(dst, out, from, to)
+        out += to - from
+        pos += to - from
+      }
+    } finally {
+      for (const p of pieces) this.unpin(p)
     }
+    // One piece of slack behind the reader: the kernel sends reads slightly out of order.
+    if (streaming && first >= 2) this.dropPiece(block, first - 2)
   }
 
   /** Start fetching [off, off+len) of `block` in the background. */
@@ -79,7 +116,7 @@ export class BlockCache {
     if (end <= off) return
     const first = Math.floor(off / this.pieceBytes)
     const last = Math.floor((end - 1) / this.pieceBytes)
-    this.ensure(block, ino, first, last)
+    this.ensure(block, ino, first, last, false)
   }
 
   has (block: { id: number, gen: number }, piece: number): boolean {
@@ -89,27 +126,71 @@ export class BlockCache {
   /** Forget every piece of a block (it is no longer part of a file we know). */
   dropBlock (block: { id: number, gen: number }): void {
     const prefix = `${block.id}:${block.gen}:`
-    for (const [k, buf] of this.pieces) {
-      if (k.startsWith(prefix)) { this.pieces.delete(k); this.bytes -= buf.length }
+    for (const k of [...this.pieces.keys()]) {
+      if (k.startsWith(prefix)) this.remove(k)
     }
   }
 
   clear (): void {
-    this.pieces.clear()
-    this.bytes = 0
+    for (const k of [...this.pieces.keys()]) this.remove(k)
+  }
+
+  private dropPiece (block: { id: number, gen: number }, piece: number): void {
+    this.remove(key(block, piece))
+  }
+
+  private remove (kk: string): void {
+    const p = this.pieces.get(kk)
+    if (p === undefined) return
+    this.pieces.delete(kk)
+    this.bytes -= p.buf.length
+    p.gone = true
+    this.recycle(p)
+  }
+
+  private recycle (p: Piece): void {
+    if (!p.gone || p.pins > 0) return
+    if (p.buf.length === this.pieceBytes && this.free.length < FREE_PIECES) this.free.push(p.buf)
+    // Recycled at most once: the Piece no longer owns its buffer.
+    p.pins = Number.POSITIVE_INFINITY
+  }
+
+  private unpin (p: Piece): void {
+    p.pins--
+    this.recycle(p)
+  }
+
+  private allocPiece (length: number): Buffer {
+    if (length === this.pieceBytes) {
+      const b = this.free.pop()
+      if (b !== undefined) { this.recycled++; return b }
+    }
+    return Buffer.allocUnsafe(length)
+  }
+
+  /** Wait for every piece; on any failure, unpin the ones that arrived and rethrow. */
+  private async pinned (ps: Array<Promise<Piece>>): Promise<Piece[]> {
+    const rs = await Promise.allSettled(ps)
+    const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed === undefined) return rs.map(r => (r as PromiseFulfilledResult<Piece>).value)
+    for (const r of rs) if (r.status === 'fulfilled') this.unpin(r.value)
+    throw failed.reason
   }
 
   private pieceLength (block: LocatedBlock, k: number): number {
     return Math.min(this.pieceBytes, block.length - k * this.pieceBytes)
   }
 
-  /** Promises for pieces first..last, starting one ranged fetch per run of missing pieces. */
-  private ensure (block: LocatedBlock, ino: number, first: number, last: number): Array<Promise<Buffer>> {
-    const out: Array<Promise<Buffer>> = []
+  /**
+   * Promises for pieces first..last, starting one ranged fetch per run of missing pieces.
+   * With `pin`, each piece is pinned for the caller (who must unpin it).
+   */
+  private ensure (block: LocatedBlock, ino: number, first: number, last: number, pin: boolean): Array<Promise<Piece>> {
+    const out: Array<Promise<Piece>> = []
     let runStart = -1
     const flushRun = (endExclusive: number): void => {
       if (runStart < 0) return
-      const ds = this.fetchRun(block, ino, runStart, endExclusive - 1)
+      const ds = this.fetchRun(block, ino, runStart, endExclusive - 1, pin)
       for (const d of ds) out.push(d)
       runStart = -1
     }
@@ -120,14 +201,16 @@ export class BlockCache {
         // Refresh LRU position.
         this.pieces.delete(kk)
         this.pieces.set(kk, hit)
+        if (pin) hit.pins++
         flushRun(k)
         out.push(Promise.resolve(hit))
         continue
       }
       const pending = this.inflight.get(kk)
       if (pending !== undefined) {
+        if (pin) pending.waiters++
         flushRun(k)
-        out.push(pending)
+        out.push(pending.promise)
         continue
       }
       if (runStart < 0) runStart = k
@@ -136,18 +219,21 @@ export class BlockCache {
     return out
   }
 
-  private fetchRun (block: LocatedBlock, ino: number, a: number, b: number): Array<Promise<Buffer>> {
+  private fetchRun (block: LocatedBlock, ino: number, a: number, b: number, pin: boolean): Array<Promise<Piece>> {
     const ds: Deferred[] = []
+    const fl: Inflight[] = []
     for (let k = a; k <= b; k++) {
       const d = deferred()
       ds.push(d)
-      this.inflight.set(key(block, k), d.promise)
+      const f = { promise: d.promise, waiters: pin ? 1 : 0 }
+      fl.push(f)
+      this.inflight.set(key(block, k), f)
     }
     // Settled pieces leave the in-flight map synchronously, so a retry right after a
     // failure starts a new fetch instead of finding the failed one.
     const done = (i: number): void => {
       const kk = key(block, a + i)
-      if (this.inflight.get(kk) === ds[i]!.promise) this.inflight.delete(kk)
+      if (this.inflight.get(kk) === fl[i]) this.inflight.delete(kk)
     }
     const start = a * this.pieceBytes
     const end = Math.min(block.length, (b + 1) * this.pieceBytes)
@@ -159,6 +245,9 @@ export class BlockCache {
     const fail = (err: unknown): void => {
       if (settled) return
       settled = true
+      // A half-filled buffer was never handed out: it can be reused.
+      if (cur !== undefined && cur.length === this.pieceBytes && this.free.length < FREE_PIECES) this.free.push(cur)
+      cur = undefined
       const e = isHissError(err) ? err : HissError.EIO(`reading block ${block.id}: ${(err as Error)?.message ?? String(err)}`)
       for (let i = k - a; i < ds.length; i++) { done(i); ds[i]!.reject(e) }
     }
@@ -173,16 +262,17 @@ export class BlockCache {
       let off = 0
       while (off < chunk.length && !settled) {
         if (k > b) { fail(HissError.EIO(`block ${block.id}: more bytes than asked for`)); stream.destroy(); return }
-        if (cur === undefined) { cur = Buffer.allocUnsafe(this.pieceLength(block, k)); filled = 0 }
+        if (cur === undefined) { cur = this.allocPiece(this.pieceLength(block, k)); filled = 0 }
         const n = Math.min(chunk.length - off, cur.length - filled)
         chunk.copy(cur, filled, off, off + n)
         filled += n
         off += n
         if (filled === cur.length) {
-          this.store(key(block, k), cur)
-          done(k - a)
-          ds[k - a]!.resolve(cur)
+          const piece: Piece = { buf: cur, pins: fl[k - a]!.waiters, gone: false }
           cur = undefined
+          done(k - a)
+          this.store(key(block, k), piece)
+          ds[k - a]!.resolve(piece)
           k++
         }
       }
@@ -195,17 +285,15 @@ export class BlockCache {
     return ds.map(d => d.promise)
   }
 
-  private store (kk: string, buf: Buffer): void {
-    if (buf.length > this.opts.capacityBytes) return
-    const old = this.pieces.get(kk)
-    if (old !== undefined) { this.pieces.delete(kk); this.bytes -= old.length }
-    this.pieces.set(kk, buf)
-    this.bytes += buf.length
+  private store (kk: string, piece: Piece): void {
+    if (piece.buf.length > this.opts.capacityBytes) { piece.gone = true; this.recycle(piece); return }
+    this.remove(kk)
+    this.pieces.set(kk, piece)
+    this.bytes += piece.buf.length
     while (this.bytes > this.opts.capacityBytes) {
-      const oldest = this.pieces.entries().next()
+      const oldest = this.pieces.keys().next()
       if (oldest.done === true) break
-      this.pieces.delete(oldest.value[0])
-      this.bytes -= oldest.value[1].length
+      this.remove(oldest.value)
     }
   }
 }

@@ -2,7 +2,9 @@
 // spool file, or zeros for a hole) that may still be growing: a sequential writer
 // appends to the spool and the upload follows behind it, streaming into storeBlock,
 // so data reaches the DataServers while the file is still being written. The writer
-// waits (backpressure) when the upload lags too far behind.
+// also hands its appended bytes to the upload directly (feed), so they go out from
+// memory instead of being read back from the spool, which stays the copy a retry reads.
+// The writer waits (backpressure) when the upload lags too far behind.
 //
 // Rules the owner (OpenFile) keeps: bytes below `claimed` are already on the wire, so a
 // write or truncate there must abort() the upload; seal() once the block is complete.
@@ -32,6 +34,10 @@ export class BlockUpload {
   private pumping = false
   private wake: (() => void) | undefined
   private readonly waiters = new Set<() => void>()
+  /** Appended bytes handed over by the writer, contiguous from fedFrom, not yet sent. */
+  private fed: Buffer[] = []
+  private fedFrom = 0
+  private fedEnd = 0
   private readonly stream: Readable
   readonly result: Promise<BlockRef>
 
@@ -66,6 +72,43 @@ export class BlockUpload {
     w?.()
   }
 
+  /**
+   * The writer appended `buf` (owned: it must not change) at `pos` of the source. Kept
+   * only while contiguous with what was fed before; the upload sends from it instead of
+   * reading the source. The writer's waitLag bounds how much is held.
+   */
+  feed (pos: number, buf: Buffer): void {
+    if (this.abortedFlag || this.settledFlag || buf.length === 0) return
+    if (this.fed.length > 0 && pos !== this.fedEnd) this.forget()
+    if (this.fed.length === 0) this.fedFrom = pos
+    this.fed.push(buf)
+    this.fedEnd = pos + buf.length
+  }
+
+  /** Bytes fed so far may no longer match the source (it was overwritten): drop them. */
+  forget (): void {
+    this.fed = []
+    this.fedFrom = this.fedEnd = 0
+  }
+
+  /** The next bytes to send from memory, if the writer fed them. */
+  private takeFed (max: number): Buffer | undefined {
+    // Drop what was already sent from the source.
+    while (this.fed.length > 0 && this.fedFrom + this.fed[0]!.length <= this.sent) {
+      this.fedFrom += this.fed.shift()!.length
+    }
+    const head = this.fed[0]
+    if (head === undefined || this.fedFrom > this.sent) return undefined
+    const skip = this.sent - this.fedFrom
+    const n = Math.min(max, head.length - skip)
+    const out = head.subarray(skip, skip + n)
+    if (skip + n === head.length) {
+      this.fed.shift()
+      this.fedFrom += head.length
+    }
+    return out
+  }
+
   /** The block is complete: finish the stream once everything is sent. */
   seal (): void {
     this.sealedFlag = true
@@ -75,6 +118,7 @@ export class BlockUpload {
   abort (): void {
     if (this.abortedFlag) return
     this.abortedFlag = true
+    this.forget()
     this.stream.destroy(HissError.EIO('upload aborted: block rewritten'))
     this.notify()
     this.wakeWaiters()
@@ -89,6 +133,7 @@ export class BlockUpload {
 
   private settle (): void {
     this.settledFlag = true
+    this.forget()
     this.notify()
     this.wakeWaiters()
   }
@@ -107,12 +152,17 @@ export class BlockUpload {
         if (this.abortedFlag || this.settledFlag) return
         const len = this.source.length()
         if (this.sent < len) {
-          const n = Math.min(chunk, len - this.sent)
-          const buf = Buffer.allocUnsafe(n)
-          this.claimed = this.sent + n
-          await this.source.read(buf, this.sent, n)
-          if (this.abortedFlag) return
-          this.sent += n
+          let buf = this.takeFed(len - this.sent)
+          if (buf === undefined) {
+            const n = Math.min(chunk, len - this.sent)
+            buf = Buffer.allocUnsafe(n)
+            this.claimed = this.sent + n
+            await this.source.read(buf, this.sent, n)
+            if (this.abortedFlag) return
+          } else {
+            this.claimed = this.sent + buf.length
+          }
+          this.sent += buf.length
           this.wakeWaiters()
           if (!this.stream.push(buf)) return
         } else if (this.sealedFlag) {

@@ -306,9 +306,9 @@ export class HissFuseFs {
   async write (fd: number, buf: Buffer, len: number, pos: number, _ctx?: OpContext): Promise<number> {
     const h = this.handles.get(fd)
     if (!h.writable) throw HissError.from('EBADF', 'handle not open for writing')
-    // fuse-native reuses its buffer once we answer: keep a private copy.
-    const data = Buffer.from(buf.subarray(0, len))
-    return h.file.write(data, pos, h.append)
+    // fuse-native reuses its buffer once we answer; OpenFile.write is done with it by
+    // then (it only copies it into the spool), so no private copy is made here.
+    return h.file.write(buf.subarray(0, len), pos, h.append)
   }
 
   async flush (fd: number): Promise<void> {

@@ -190,7 +190,9 @@ export class OpenFile {
         }
         continue
       }
-      await Promise.all(segs.map(g => this.readSegment(g, dst)))
+      // A reader going forward lets the cache drop what it has read past.
+      const streaming = cursor !== undefined && pos > 0 && Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
+      await Promise.all(segs.map(g => this.readSegment(g, dst, streaming)))
       this.readahead(pos, end, cursor)
       return end - pos
     }
@@ -213,7 +215,7 @@ export class OpenFile {
     return segs
   }
 
-  private async readSegment (g: Segment, dst: Buffer): Promise<void> {
+  private async readSegment (g: Segment, dst: Buffer, streaming = false): Promise<void> {
     const s = g.slot
     if (s.kind === 'zero') { dst.fill(0, g.dstOff, g.dstOff + g.n); return }
     if (s.kind === 'local') { await s.spool.read(dst, g.dstOff, g.n, g.slotOff); return }
@@ -224,7 +226,7 @@ export class OpenFile {
       return
     }
     if (s.kind === 'base' && s.located !== undefined) {
-      await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff)
+      await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff, streaming)
       return
     }
     throw HissError.EIO('block not readable')
@@ -237,9 +239,10 @@ export class OpenFile {
     const sequential = pos === 0 || Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
     cursor.lastEnd = end
     if (!sequential) { cursor.raUntil = end; return }
-    // Keep the window full: top it up whenever a piece's worth has been consumed, so
-    // several ranged reads stay in flight (one DataServer read is latency-bound).
-    if (cursor.raUntil >= end + ra - this.deps.cache.pieceBytes) return
+    // Keep the window at least half full: top it up once half of it has been consumed,
+    // with one ranged read per block for the whole top-up (the DataServer reads ahead
+    // within a request; a request per piece costs a round trip and a file open each).
+    if (cursor.raUntil >= end + Math.max(ra / 2, this.deps.cache.pieceBytes)) return
     const from = Math.max(end, cursor.raUntil)
     const to = Math.min(this.sizeBytes, end + ra)
     cursor.raUntil = to
@@ -287,7 +290,11 @@ export class OpenFile {
 
   // ---------------------------------------------------------------- writes
 
-  /** Write `data` (already a private copy) at `pos`, or at the end when `append`. */
+  /**
+   * Write `data` at `pos`, or at the end when `append`. `data` is borrowed (the kernel's
+   * buffer, reused once the write is answered): it is copied into the spool before the
+   * returned promise settles, and no reference to it may outlive that.
+   */
   async write (data: Buffer, pos: number, append: boolean): Promise<number> {
     return this.changeLocked(async () => {
       if (append) pos = this.sizeBytes
@@ -374,10 +381,17 @@ export class OpenFile {
       local.upload = undefined
     }
     const n = Math.min(cap - local.length, rest.length)
-    await local.spool.write(rest.subarray(0, n), local.length)
+    // A private copy of the kernel's buffer, queued for the spool (the copy a retry
+    // reads) and handed to the upload, which sends it from memory: the write returns
+    // without waiting for a disk write, and nothing is read back.
+    const own = Buffer.allocUnsafe(n)
+    rest.copy(own, 0, 0, n)
+    const at = local.length
+    await local.spool.writeBehind(own, at)
     local.length += n
     this.sizeBytes += n
     const up = local.upload ?? this.startUpload(local, false)
+    up.feed(at, own)
     up.notify()
     if (local.length >= cap) {
       up.seal()
@@ -405,6 +419,8 @@ export class OpenFile {
       local.upload.abort()
       local.upload = undefined
     }
+    // Bytes fed to the upload from memory may be the ones overwritten: it reads the spool.
+    local.upload?.forget()
     await local.spool.write(rest.subarray(0, n), off)
     return n
   }
@@ -600,7 +616,7 @@ export class OpenFile {
     if (this.session === undefined) throw HissError.EIO('no write session')
     const source: UploadSource = slot.kind === 'zero'
       ? zeroSource(slot.length)
-      : { length: () => slot.length, read: (dst, pos, len) => slot.spool.read(dst, 0, len, pos) }
+      : { length: () => slot.length, read: (dst, pos, len) => slot.spool.read(dst, 0, len, pos, true) }
     const up = new BlockUpload(this.session, source, { sealed })
     slot.upload = up
     up.result.then(ref => {

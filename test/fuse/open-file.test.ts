@@ -334,3 +334,42 @@ t.test('block cache: shared fetches, hits, bounded size, retry after failure', a
   await cache.read(block, 1, 90_000, 10_000, c, 0)
   t.ok(c.equals(data.subarray(90_000)), 'a failed fetch is retried')
 })
+
+t.test('write() borrows its buffer: reusing it after the write changes nothing', async t => {
+  // The kernel's write buffer is reused once a write is answered; appends are fed to the
+  // upload from memory, overwrites of bytes fed but not yet sent must win, and a failed
+  // pipeline is retried from the spool.
+  for (const failRate of [0, 0.5]) {
+    const fake = new FakeFs()
+    fake.failRate = failRate
+    const spool = new Spool()
+    t.teardown(() => spool.destroy())
+    const file = makeFile(fake, spool)
+    file.refs = 1
+    const model = Buffer.alloc(BS * 3 + 5000)
+    const kernelBuf = Buffer.alloc(10_000)
+    const rnd = prng(11)
+    let pos = 0
+    while (pos < model.length) {
+      const n = Math.min(1 + rnd(10_000), model.length - pos)
+      for (let k = 0; k < n; k++) kernelBuf[k] = rnd(256)
+      await file.write(kernelBuf.subarray(0, n), pos, false)
+      kernelBuf.copy(model, pos, 0, n)
+      kernelBuf.fill(0xee) // what the next request leaves there
+      pos += n
+      if (rnd(5) === 0 && pos > 100) {
+        // Overwrite something just appended (likely fed to the upload, not yet sent).
+        const at = pos - 1 - rnd(Math.min(pos, 3000))
+        const m = Math.min(1 + rnd(500), pos - at)
+        for (let k = 0; k < m; k++) kernelBuf[k] = rnd(256)
+        await file.write(kernelBuf.subarray(0, m), at, false)
+        kernelBuf.copy(model, at, 0, m)
+        kernelBuf.fill(0xdd)
+      }
+    }
+    await file.flush()
+    t.ok(fake.content().equals(model), `committed content matches (fail rate ${failRate})`)
+    await file.closeLast()
+    await file.dispose()
+  }
+})

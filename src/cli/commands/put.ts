@@ -65,6 +65,8 @@ export function registerPut (program: Command): void {
           ...(mode === undefined ? {} : { mode }),
           ...(replication === undefined ? {} : { replication }),
           onProgress: b => { progress.update(b) },
+          // A local file can be read again: a failed block is resent from it, no spool copy.
+          ...(local === '-' ? {} : { replay: (offset: number, length: number) => createReadStream(local, { start: offset, end: offset + length - 1, highWaterMark: 1024 * 1024 }) }),
         }))
       } finally {
         progress.stop()
