@@ -123,6 +123,20 @@ export class OpenFile {
     }
   }
 
+  /**
+   * The write session the NameServer opened together with creating this (new, empty)
+   * file: the first write needs no round trip to open one.
+   */
+  adoptSession (session: WriteSession): void {
+    if (this.session !== undefined || this.disposed || this.dirtyFlag) {
+      void session.abort().catch(() => {})
+      return
+    }
+    this.applyBlocks(session.baseBlocks)
+    if (session.blockSize > 0) this.blockSizeBytes = session.blockSize
+    this.session = session
+  }
+
   /** The file's mtime was set explicitly (utimens) while it is open here. */
   setMtime (mtimeNs: string): void {
     this.mtimeNs = mtimeNs
@@ -518,7 +532,13 @@ export class OpenFile {
   /** Last handle closed: commit anything left and give the lease back. */
   async closeLast (): Promise<void> {
     await this.lock.run(async () => {
-      if (this.session !== undefined) await this.commitLocked(false)
+      if (this.session === undefined) return
+      if (this.dirtyFlag) { await this.commitLocked(false); return }
+      // Nothing to commit (created and never written, or all committed by fsync): just
+      // end the lease. Should that fail, the lease expires on its own.
+      const session = this.session
+      this.session = undefined
+      await session.abort().catch(err => { this.deps.log.debug('ending the write failed', { ino: this.ino, err }) })
     })
   }
 
