@@ -82,6 +82,15 @@ export class BlockCache {
     this.ensure(block, ino, first, last)
   }
 
+  /**
+   * Keep the content of a block this mount just stored (a read back needs no DataServer
+   * round trip). Only a block that fits in one piece; `data` must be all of it.
+   */
+  seed (block: { id: number, gen: number, length: number }, data: Buffer): void {
+    if (data.length !== block.length || block.length === 0 || block.length > this.pieceBytes) return
+    this.store(key(block, 0), data)
+  }
+
   has (block: { id: number, gen: number }, piece: number): boolean {
     return this.pieces.has(key(block, piece))
   }

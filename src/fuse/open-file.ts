@@ -489,13 +489,18 @@ export class OpenFile {
     const source: UploadSource = slot.kind === 'zero'
       ? zeroSource(slot.length)
       : { length: () => slot.length, read: (dst, pos, len) => slot.spool.read(dst, 0, len, pos) }
-    const up = new BlockUpload(this.session, source, { sealed })
+    // A small new block goes into the read cache once stored: reading back what was just
+    // written is common (build tools, tar's diff) and costs a DataServer round trip otherwise.
+    const retainUpTo = slot.kind === 'local' ? this.deps.cache.pieceBytes : 0
+    const up = new BlockUpload(this.session, source, { sealed, retainUpTo })
     slot.upload = up
     up.result.then(ref => {
       if (up.aborted || slot.upload !== up) return
       const at = this.slots.indexOf(slot)
       if (at < 0 || ref.length !== slot.length) { slot.upload = undefined; return }
       this.slots[at] = { kind: 'stored', ref: bareRef(ref) }
+      const data = up.takeRetained()
+      if (data !== undefined) this.deps.cache.seed(ref, data)
       if (slot.kind === 'local') slot.spool.discard()
     }, err => {
       if (slot.upload === up) slot.upload = undefined
