@@ -161,6 +161,7 @@ export class BlockCache {
     const start = a * this.pieceBytes
     const end = Math.min(block.length, (b + 1) * this.pieceBytes)
     this.fetches++
+    this.opts.log.debug('block read', { id: block.id, offset: start, length: end - start })
     let k = a
     let cur: Buffer | undefined
     let filled = 0
