@@ -7,7 +7,7 @@ import { SystemClock, type Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { isHissError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
-import type { DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply } from '../common/protocol.js'
+import type { AddBlockReply, DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply, WriteOpenReply } from '../common/protocol.js'
 import { BlockReadStream, type BlockReadOptions } from './block-reader.js'
 import { FileReadStream } from './file-reader.js'
 import { putFile } from './file-writer.js'
@@ -16,7 +16,7 @@ import { processIdentity } from './identity.js'
 import { LeaseRenewer } from './lease-renewer.js'
 import { NameServerClient, type DuReply, type InodeTarget } from './nameserver-client.js'
 import { HissWriteSession } from './write-session.js'
-import type { HissFs, Identity, PutOptions, ReadOptions } from './types.js'
+import type { HissFs, Identity, PutOptions, ReadOptions, WriteGrant } from './types.js'
 
 export interface CreateClientOptions {
   /** Default: the process's uid and groups. */
@@ -89,7 +89,26 @@ export class HissClient implements HissFs {
   list (path: string): Promise<DirEntry[]> { return this.ns.list(path) }
   mkdir (path: string, opts: { mode?: number, parents?: boolean } = {}): Promise<FileStat> { return this.ns.mkdir({ path, ...opts }) }
   create (path: string, opts: { mode?: number, exclusive?: boolean } = {}): Promise<FileStat> { return this.ns.create({ path, ...opts }) }
-  delete (path: string, opts: { recursive?: boolean } = {}): Promise<void> { return this.ns.delete({ path, ...opts }) }
+
+  async createOpen (path: string, opts: { mode?: number, leaseHolder: string }): Promise<{ stat: FileStat, grant?: WriteGrant }> {
+    const r = await this.ns.createOpen({
+      path,
+      exclusive: true,
+      ...(opts.mode === undefined ? {} : { mode: opts.mode }),
+      openWrite: { clientId: opts.leaseHolder, allocate: true },
+    })
+    if (r.write === undefined) return { stat: r.stat }
+    return { stat: r.stat, grant: { reply: r.write, ...(r.block === undefined ? {} : { block: r.block }) } }
+  }
+
+  adoptWrite (grant: WriteGrant): HissWriteSession {
+    return this.session(grant.reply, grant.block)
+  }
+
+  async delete (path: string, opts: { recursive?: boolean, parent?: boolean } = {}): Promise<{ parent?: FileStat }> {
+    const r = await this.ns.delete({ path, ...opts })
+    return r.parent === undefined ? {} : { parent: r.parent }
+  }
   rename (src: string, dst: string, opts: { noReplace?: boolean } = {}): Promise<FileStat> { return this.ns.rename({ src, dst, ...opts }) }
   symlink (target: string, path: string): Promise<FileStat> { return this.ns.symlink({ path, target }) }
   readlink (path: string): Promise<string> { return this.ns.readlink(path) }
@@ -118,13 +137,18 @@ export class HissClient implements HissFs {
 
   async openWrite (target: InodeTarget, opts: OpenWriteOptions = {}): Promise<HissWriteSession> {
     const reply = await this.ns.writeOpen({ ...target, clientId: this.clientId, ...opts })
+    return this.session(reply)
+  }
+
+  private session (reply: WriteOpenReply, firstBlock?: AddBlockReply): HissWriteSession {
     return new HissWriteSession({
       ns: this.ns,
       http: this.http,
       renewer: this.renewer,
       log: this.log,
       minReplicas: this.cfg['replication.min'],
-    }, reply)
+      clock: this.clock,
+    }, reply, firstBlock)
   }
 
   async put (path: string, data: Readable, opts: PutOptions = {}): Promise<FileStat> {

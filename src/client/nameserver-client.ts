@@ -6,7 +6,7 @@ import type { Logger } from '../common/log.js'
 import {
   HEADER_GIDS, HEADER_UID,
   type AddBlockReply, type AddBlockRequest, type BadBlockRequest, type BlocksReply, type CommitRequest,
-  type CreateRequest, type DeleteRequest, type DirEntry, type FileStat, type FsckReply, type MkdirRequest,
+  type CreateReply, type CreateRequest, type DeleteReply, type DeleteRequest, type DirEntry, type FileStat, type FsckReply, type MkdirRequest,
   type PingReply, type RenameRequest, type ReportReply, type SetattrRequest, type SetrepRequest,
   type StatfsReply, type SymlinkRequest, type UpdateBlockReply, type UpdateBlockRequest, type WriteOpenReply, type WriteOpenRequest,
 } from '../common/protocol.js'
@@ -41,9 +41,26 @@ export class NameServerClient {
 
   private call<T> (method: 'GET' | 'POST', path: string, query: Query | undefined, body: unknown, retry = true): Promise<T> {
     const url = this.d.http.url(this.d.address, path, query)
-    const once = (): Promise<T> => this.d.http.json<T>(method, url, { headers: this.headers, body })
+    let once = (): Promise<T> => this.d.http.json<T>(method, url, { headers: this.headers, body })
+    if (this.d.log.level === 'debug') once = this.traced(once, method, path)
     if (!retry) return once()
     return withRetry(once, { clock: this.d.clock, budgetMs: this.d.retryMs, log: this.d.log, what: `${method} ${path}` })
+  }
+
+  /** Debug level: one line per NameServer request with its time (counting round trips per operation). */
+  private traced<T> (fn: () => Promise<T>, method: string, path: string): () => Promise<T> {
+    return async () => {
+      const t0 = performance.now()
+      let code = 'ok'
+      try {
+        return await fn()
+      } catch (err) {
+        code = (err as { code?: string }).code ?? 'error'
+        throw err
+      } finally {
+        this.d.log.debug('nameserver request', { req: `${method} ${path}`, code, ms: +(performance.now() - t0).toFixed(2) })
+      }
+    }
   }
 
   private get<T> (path: string, query?: Query): Promise<T> { return this.call<T>('GET', path, query, undefined) }
@@ -73,7 +90,9 @@ export class NameServerClient {
 
   async mkdir (req: MkdirRequest): Promise<FileStat> { return (await this.post<{ stat: FileStat }>('/v1/ns/mkdir', req)).stat }
   async create (req: CreateRequest): Promise<FileStat> { return (await this.post<{ stat: FileStat }>('/v1/ns/create', req)).stat }
-  async delete (req: DeleteRequest): Promise<void> { await this.post<{ deleted: true }>('/v1/ns/delete', req) }
+  /** create with `openWrite`: the new file's stat, and its write when the NameServer opened one. */
+  createOpen (req: CreateRequest & { openWrite: NonNullable<CreateRequest['openWrite']> }): Promise<CreateReply> { return this.post<CreateReply>('/v1/ns/create', req) }
+  delete (req: DeleteRequest): Promise<DeleteReply> { return this.post<DeleteReply>('/v1/ns/delete', req) }
   async rename (req: RenameRequest): Promise<FileStat> { return (await this.post<{ stat: FileStat }>('/v1/ns/rename', req)).stat }
   async symlink (req: SymlinkRequest): Promise<FileStat> { return (await this.post<{ stat: FileStat }>('/v1/ns/symlink', req)).stat }
   async setattr (req: SetattrRequest): Promise<FileStat> { return (await this.post<{ stat: FileStat }>('/v1/ns/setattr', req)).stat }

@@ -2,7 +2,7 @@
 // be written against it. Everything here throws only HissError.
 import type { Readable } from 'node:stream'
 import type { BlockPatch } from './block-patcher.js'
-import type { BlockRef, DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply } from '../common/protocol.js'
+import type { AddBlockReply, BlockRef, DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply, WriteOpenReply } from '../common/protocol.js'
 
 /** Who is calling: sent with every namespace request; the NameServer checks permissions. */
 export interface Identity { uid: number, gids: number[] }
@@ -66,7 +66,19 @@ export interface WriteSession {
   abort (): Promise<void>
 }
 
+/**
+ * A write the NameServer opened in the same request that created the file (createOpen),
+ * to be turned into a WriteSession by the client whose lease it is (adoptWrite).
+ */
+export interface WriteGrant {
+  readonly reply: WriteOpenReply
+  /** The first block, already allocated. */
+  readonly block?: AddBlockReply
+}
+
 export interface HissFs {
+  /** Identifies this client's write leases (what createOpen's `leaseHolder` names). */
+  readonly clientId: string
   ping (): Promise<PingReply>
   stat (path: string, opts?: { nofollow?: boolean }): Promise<FileStat>
   exists (path: string): Promise<boolean>
@@ -74,7 +86,17 @@ export interface HissFs {
   mkdir (path: string, opts?: { mode?: number, parents?: boolean }): Promise<FileStat>
   /** Create an empty file, visible at once. */
   create (path: string, opts?: { mode?: number, exclusive?: boolean }): Promise<FileStat>
-  delete (path: string, opts?: { recursive?: boolean }): Promise<void>
+  /**
+   * Create an empty file exclusively (visible at once) and, in the same NameServer
+   * request, open it for writing under the lease of the client whose clientId is
+   * `leaseHolder`, its first block allocated. `grant` is undefined when the NameServer
+   * did not open the write (e.g. the mode denies the caller writing): open it as usual.
+   */
+  createOpen (path: string, opts: { mode?: number, leaseHolder: string }): Promise<{ stat: FileStat, grant?: WriteGrant }>
+  /** Take over a write that createOpen opened under this client's lease. */
+  adoptWrite (grant: WriteGrant): WriteSession
+  /** Remove; with `parent`, resolves with the parent directory's stat after the removal. */
+  delete (path: string, opts?: { recursive?: boolean, parent?: boolean }): Promise<{ parent?: FileStat }>
   rename (src: string, dst: string, opts?: { noReplace?: boolean }): Promise<FileStat>
   symlink (target: string, path: string): Promise<FileStat>
   readlink (path: string): Promise<string>

@@ -4,7 +4,8 @@
 import type { Readable } from 'node:stream'
 import { HissError, isHissError, type ErrorCode } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
-import type { BlockRef, FileStat, LocatedBlock, WriteOpenReply } from '../common/protocol.js'
+import type { Clock } from '../common/clock.js'
+import type { AddBlockReply, BlockRef, FileStat, LocatedBlock, WriteOpenReply } from '../common/protocol.js'
 import { sendBlock } from './block-writer.js'
 import { patchBlock, type BlockPatch } from './block-patcher.js'
 import { toHissError } from './http-errors.js'
@@ -15,6 +16,12 @@ import type { WriteSession } from './types.js'
 
 /** Pipelines tried per block before giving up. */
 export const MAX_BLOCK_ATTEMPTS = 3
+/**
+ * A block allocated together with the write (createOpen) is used for the first store
+ * only this soon after: its write token has a limited life (`token.lifetime.ms`, 10 min
+ * by default), and a stream cannot be sent twice.
+ */
+export const FIRST_BLOCK_MAX_AGE_MS = 60_000
 
 // Errors that say our request itself is wrong: another pipeline would not help.
 const NOT_RETRIABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['EINVAL', 'BAD_REQUEST', 'TOO_LARGE', 'EFBIG', 'LEASE_EXPIRED'])
@@ -29,6 +36,8 @@ export interface WriteSessionDeps {
   log: Logger
   /** cfg['replication.min']. */
   minReplicas: number
+  /** Ages a pre-allocated first block (without a clock, one is not used). */
+  clock?: Clock
 }
 
 export class HissWriteSession implements WriteSession {
@@ -39,8 +48,9 @@ export class HissWriteSession implements WriteSession {
   readonly baseSize: number
   private inode: number
   private closed = false
+  private firstBlock: { alloc: AddBlockReply, at: number } | undefined
 
-  constructor (private readonly d: WriteSessionDeps, reply: WriteOpenReply) {
+  constructor (private readonly d: WriteSessionDeps, reply: WriteOpenReply, firstBlock?: AddBlockReply) {
     this.writeId = reply.writeId
     this.inode = reply.ino
     this.blockSize = reply.blockSize
@@ -48,6 +58,15 @@ export class HissWriteSession implements WriteSession {
     this.baseBlocks = reply.blocks
     this.baseSize = reply.size
     d.renewer.add(reply.writeId, reply.leaseTimeoutMs)
+    if (firstBlock !== undefined && d.clock !== undefined) this.firstBlock = { alloc: firstBlock, at: d.clock.now() }
+  }
+
+  /** The block allocated with the write, once, while its token is surely valid. */
+  private takeFirstBlock (): AddBlockReply | undefined {
+    const f = this.firstBlock
+    this.firstBlock = undefined
+    if (f === undefined || this.d.clock === undefined) return undefined
+    return this.d.clock.now() - f.at < FIRST_BLOCK_MAX_AGE_MS ? f.alloc : undefined
   }
 
   get ino (): number { return this.inode }
@@ -74,11 +93,14 @@ export class HissWriteSession implements WriteSession {
     const minStored = Math.min(this.d.minReplicas, this.replication)
     let lastErr: HissError | undefined
     for (let attempt = 0; attempt < MAX_BLOCK_ATTEMPTS; attempt++) {
-      const alloc = await this.d.ns.addBlock({ writeId: this.writeId, ...(exclude.size > 0 ? { exclude: [...exclude] } : {}) })
+      const alloc = (attempt === 0 ? this.takeFirstBlock() : undefined) ??
+        await this.d.ns.addBlock({ writeId: this.writeId, ...(exclude.size > 0 ? { exclude: [...exclude] } : {}) })
       const src = await source(attempt)
       if (src === undefined) throw lastErr ?? HissError.EIO('block data cannot be sent again')
       try {
+        const t0 = performance.now()
         const reply = await sendBlock(this.d.http, alloc, src.body, src.length)
+        this.d.log.debug('block stored', { id: reply.id, length: reply.length, stored: reply.stored.length, ms: +(performance.now() - t0).toFixed(2) })
         if (reply.stored.length >= minStored) return { id: reply.id, gen: reply.gen, length: reply.length }
         const failed = reply.failed.length > 0 ? reply.failed : alloc.targets.map(t => t.id).filter(id => !reply.stored.includes(id))
         for (const id of failed) exclude.add(id)

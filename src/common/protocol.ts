@@ -84,8 +84,8 @@ export interface LocatedBlock extends BlockRef {
 // GET  /v1/ns/statfs                   -> StatfsReply
 // GET  /v1/ns/du?path=P                -> { files, dirs, bytes, spaceConsumed }
 // POST /v1/ns/mkdir    MkdirRequest    -> { stat }
-// POST /v1/ns/create   CreateRequest   -> { stat }   (empty file, visible at once: FUSE create / touch)
-// POST /v1/ns/delete   DeleteRequest   -> { deleted: true }
+// POST /v1/ns/create   CreateRequest   -> CreateReply { stat[, write, block] }   (empty file, visible at once: FUSE create / touch)
+// POST /v1/ns/delete   DeleteRequest   -> DeleteReply { deleted: true[, parent] }
 // POST /v1/ns/rename   RenameRequest   -> { stat }   (POSIX rename: replaces a file or an empty dir)
 // POST /v1/ns/symlink  SymlinkRequest  -> { stat }
 // POST /v1/ns/setattr  SetattrRequest  -> { stat }   (chmod/chown/utimens; size only shrinks to a block boundary... see below)
@@ -128,8 +128,37 @@ export interface StatfsReply {
 }
 
 export interface MkdirRequest { path: string, mode?: number, parents?: boolean }
-export interface CreateRequest { path: string, mode?: number, exclusive?: boolean }
-export interface DeleteRequest { path: string, recursive?: boolean }
+export interface CreateRequest {
+  path: string
+  mode?: number
+  exclusive?: boolean
+  /**
+   * Also open the new file for writing in the same request (FUSE create: the caller
+   * writes next), under the lease of client `clientId`, and with `allocate` allocate its
+   * first block too. Needs `exclusive`. The reply then carries `write` (and `block`),
+   * unless that part was refused (e.g. the new file's mode denies the caller writing):
+   * the file is created either way, and the client opens the write as usual.
+   */
+  openWrite?: { clientId: string, allocate?: boolean }
+}
+export interface CreateReply {
+  stat: FileStat
+  /** With `openWrite`: the write, as POST /v1/ns/write/open {ino} would have answered. */
+  write?: WriteOpenReply
+  /** With `openWrite.allocate`: its first block, as POST /v1/ns/write/addblock would have answered. */
+  block?: AddBlockReply
+}
+export interface DeleteRequest {
+  path: string
+  recursive?: boolean
+  /** Reply with the parent directory's stat after the removal (its new times and link count). */
+  parent?: boolean
+}
+export interface DeleteReply {
+  deleted: true
+  /** With `parent`: the parent directory after the removal (absent if it cannot be stat'ed). */
+  parent?: FileStat
+}
 export interface RenameRequest { src: string, dst: string, noReplace?: boolean }
 export interface SymlinkRequest { path: string, target: string }
 export interface SetattrRequest {

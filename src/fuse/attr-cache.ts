@@ -52,6 +52,20 @@ export class AttrCache {
     }
   }
 
+  /**
+   * Our own change to a directory's entries: adjust its cached stat in place (times,
+   * link count) instead of dropping it. The entry keeps its age, so it still expires on
+   * time; nothing happens when `path` is not cached.
+   */
+  patch (path: string, change: (st: FileStat) => FileStat): void {
+    this.gen++
+    const e = this.entries.get(path)
+    if (e === undefined) return
+    const next = change(e.stat)
+    if (next.ino !== e.stat.ino) { this.remove(path); return }
+    e.stat = next
+  }
+
   delete (path: string): void {
     this.gen++
     this.remove(path)

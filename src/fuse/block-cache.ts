@@ -119,6 +119,15 @@ export class BlockCache {
     this.ensure(block, ino, first, last, false)
   }
 
+  /**
+   * Keep the content of a block this mount just stored (a read back needs no DataServer
+   * round trip). Only a block that fits in one piece; `data` must be all of it.
+   */
+  seed (block: { id: number, gen: number, length: number }, data: Buffer): void {
+    if (data.length !== block.length || block.length === 0 || block.length > this.pieceBytes) return
+    this.store(key(block, 0), { buf: data, pins: 0, gone: false })
+  }
+
   has (block: { id: number, gen: number }, piece: number): boolean {
     return this.pieces.has(key(block, piece))
   }
@@ -238,6 +247,7 @@ export class BlockCache {
     const start = a * this.pieceBytes
     const end = Math.min(block.length, (b + 1) * this.pieceBytes)
     this.fetches++
+    this.opts.log.debug('block read', { id: block.id, offset: start, length: end - start })
     let k = a
     let cur: Buffer | undefined
     let filled = 0

@@ -41,7 +41,17 @@ export class BlockUpload {
   private readonly stream: Readable
   readonly result: Promise<BlockRef>
 
-  constructor (session: WriteSession, private readonly source: UploadSource, opts: { sealed: boolean, chunkBytes?: number }) {
+  /** The bytes sent so far, kept while the block is small enough (see `retainUpTo`). */
+  private retained: Buffer[] | undefined
+  private readonly retainUpTo: number
+
+  /**
+   * `retainUpTo`: keep a copy of what is sent while the block holds at most this many
+   * bytes, so a small block can go into the read cache once stored (takeRetained).
+   */
+  constructor (session: WriteSession, private readonly source: UploadSource, opts: { sealed: boolean, chunkBytes?: number, retainUpTo?: number }) {
+    this.retainUpTo = opts.retainUpTo ?? 0
+    if (this.retainUpTo > 0) this.retained = []
     this.sealedFlag = opts.sealed
     const chunk = opts.chunkBytes ?? DEFAULT_UPLOAD_CHUNK_BYTES
     this.stream = new Readable({ highWaterMark: chunk, read: () => { void this.pump(chunk) } })
@@ -64,6 +74,14 @@ export class BlockUpload {
   get aborted (): boolean { return this.abortedFlag }
   get settled (): boolean { return this.settledFlag }
   get failed (): boolean { return this.failure !== undefined }
+
+  /** Every byte of the stored block, if it was small enough to keep (once; then forgotten). */
+  takeRetained (): Buffer | undefined {
+    const r = this.retained
+    this.retained = undefined
+    if (r === undefined || !this.settledFlag || this.failure !== undefined) return undefined
+    return r.length === 1 ? r[0] : Buffer.concat(r, this.sent)
+  }
 
   /** More bytes were appended to the source. */
   notify (): void {
@@ -163,6 +181,10 @@ export class BlockUpload {
             this.claimed = this.sent + buf.length
           }
           this.sent += buf.length
+          if (this.retained !== undefined) {
+            if (this.sent <= this.retainUpTo) this.retained.push(buf)
+            else this.retained = undefined
+          }
           this.wakeWaiters()
           if (!this.stream.push(buf)) return
         } else if (this.sealedFlag) {

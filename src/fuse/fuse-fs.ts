@@ -8,10 +8,11 @@ import type { HissConfig } from '../common/config.js'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { joinPath, parentOf } from '../common/paths.js'
-import type { FileStat, LocatedBlock } from '../common/protocol.js'
-import type { HissFs } from '../client/types.js'
+import type { DirEntry, FileStat, LocatedBlock } from '../common/protocol.js'
+import type { HissFs, WriteGrant } from '../client/types.js'
 import { AttrCache } from './attr-cache.js'
 import { BlockCache } from './block-cache.js'
+import { DirCache } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
 import { HandleTable, O_ACCMODE, O_RDWR, O_WRONLY } from './handles.js'
 import { OpenFile, type OpenFileDeps } from './open-file.js'
@@ -34,12 +35,19 @@ export interface HissFuseFsDeps {
 /** chown(2) passes -1 (as an unsigned 32-bit value) for "leave unchanged". */
 const UNCHANGED_ID = 0xffffffff
 
+function nameOf (path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1)
+}
+
 export class HissFuseFs {
   readonly attrs: AttrCache
+  /** Complete directory listings: lookups of absent names answered without a round trip. */
+  readonly dirs: DirCache
   readonly cache: BlockCache
   readonly handles = new HandleTable()
   private readonly files = new Map<number, OpenFile>()
   private readonly lookups = new Map<string, { gen: number, p: Promise<FileStat> }>()
+  private readonly listings = new Map<string, Promise<boolean>>()
   private readonly fileDeps: OpenFileDeps
   private readonly client: HissFs
   private readonly log: Logger
@@ -48,6 +56,7 @@ export class HissFuseFs {
     this.client = deps.client
     this.log = deps.log
     this.attrs = new AttrCache(deps.clock, deps.cfg['fuse.attr.timeout.ms'])
+    this.dirs = new DirCache(deps.clock, deps.cfg['fuse.attr.timeout.ms'])
     this.cache = new BlockCache(deps.client, { capacityBytes: deps.cfg['fuse.cache.bytes'], log: deps.log })
     this.fileDeps = {
       client: deps.client,
@@ -68,6 +77,19 @@ export class HissFuseFs {
   private async lookup (path: string): Promise<FileStat> {
     const hit = this.attrs.get(path)
     if (hit !== undefined) return hit
+    if (path !== '/') {
+      const dir = parentOf(path)
+      const name = nameOf(path)
+      // A small directory listed before: list it again, which answers this lookup and
+      // those of its other entries that usually follow.
+      if (this.dirs.worthRelisting(dir) && await this.relist(dir)) {
+        const again = this.attrs.get(path)
+        if (again !== undefined) return again
+      }
+      // The kernel looks up every name before creating it: a listing (or a directory we
+      // made) that is still fresh answers that without a round trip.
+      if (this.dirs.knowsAbsent(dir, name)) throw HissError.ENOENT(path)
+    }
     const gen = this.attrs.generation
     const pending = this.lookups.get(path)
     // Join a lookup already in flight only if nothing changed since it started.
@@ -82,10 +104,65 @@ export class HissFuseFs {
     return p
   }
 
+  /** List `dir` into the caches (one listing in flight per directory); false if that failed. */
+  private async relist (dir: string): Promise<boolean> {
+    let p = this.listings.get(dir)
+    if (p === undefined) {
+      p = this.listInto(dir).then(() => true, err => {
+        this.log.debug('re-listing failed', { dir, err })
+        return false
+      }).finally(() => { this.listings.delete(dir) })
+      this.listings.set(dir, p)
+    }
+    return p
+  }
+
+  /** Read a directory's entries into the attribute cache and its names into the listing cache. */
+  private async listInto (dir: string): Promise<DirEntry[]> {
+    const gen = this.attrs.generation
+    const dirGen = this.dirs.generation
+    const entries = await this.client.list(dir)
+    this.dirs.set(dir, entries.map(e => e.name), dirGen)
+    for (const e of entries) {
+      const { name, ...st } = e
+      this.attrs.set(joinPath(dir, name), st, gen)
+    }
+    return entries
+  }
+
   /** A name was added or removed: its own entry and its directory's times are stale. */
   private entryChanged (path: string): void {
     this.attrs.delete(path)
     this.attrs.delete(parentOf(path))
+  }
+
+  /** An operation on `path` failed: forget what we knew of it and of its directory. */
+  private entryUnknown (path: string): void {
+    this.entryChanged(path)
+    this.dirs.forget(parentOf(path))
+  }
+
+  /**
+   * This mount added `path` (create, mkdir, symlink) and the NameServer answered with its
+   * stat: cache it, add the name to its directory's listing, and update the directory's
+   * cached stat as the NameServer did (mtime and ctime become the new entry's ctime; a
+   * new subdirectory adds a link), so the next path walk needs no round trip.
+   */
+  private entryAdded (path: string, st: FileStat): void {
+    const dir = parentOf(path)
+    this.dirs.added(dir, nameOf(path))
+    this.attrs.patch(dir, d => ({ ...d, mtimeNs: st.ctimeNs, ctimeNs: st.ctimeNs, nlink: d.nlink + (st.type === 'dir' ? 1 : 0) }))
+    this.attrs.delete(path)
+    this.attrs.set(path, st)
+  }
+
+  /** This mount removed `path`; `parent` is its directory's stat after that, when known. */
+  private entryRemoved (path: string, parent: FileStat | undefined): void {
+    const dir = parentOf(path)
+    this.dirs.removed(dir, nameOf(path))
+    this.attrs.delete(path)
+    if (parent === undefined) this.attrs.delete(dir)
+    else this.attrs.patch(dir, () => parent)
   }
 
   private view (st: FileStat): FileStat {
@@ -98,14 +175,12 @@ export class HissFuseFs {
   }
 
   async readdir (path: string, _ctx?: OpContext): Promise<{ names: string[], stats: Fuse.Stat[] }> {
-    const gen = this.attrs.generation
-    const [self, entries] = await Promise.all([this.lookup(path), this.client.list(path)])
+    const [self, entries] = await Promise.all([this.lookup(path), this.listInto(path)])
     const names = ['.', '..']
     const selfStat = toFuseStat(self)
     const stats = [selfStat, selfStat]
     for (const e of entries) {
       const { name, ...st } = e
-      this.attrs.set(joinPath(path, name), st, gen)
       names.push(name)
       stats.push(toFuseStat(st))
     }
@@ -131,32 +206,48 @@ export class HissFuseFs {
 
   async mkdir (path: string, mode: number, ctx?: OpContext): Promise<void> {
     const c = await this.deps.pool.forCaller(ctx)
-    const st = await c.mkdir(path, { mode: mode & 0o7777 })
-    this.entryChanged(path)
-    this.attrs.set(path, st)
+    let st: FileStat
+    try {
+      st = await c.mkdir(path, { mode: mode & 0o7777 })
+    } catch (err) {
+      this.entryUnknown(path)
+      throw err
+    }
+    this.entryAdded(path, st)
+    // A directory we just made is empty: lookups in it need no round trip for a while.
+    this.dirs.set(path, [])
   }
 
   async rmdir (path: string, ctx?: OpContext): Promise<void> {
     const st = await this.lookup(path)
     if (st.type !== 'dir') throw HissError.ENOTDIR(path)
     const c = await this.deps.pool.forCaller(ctx)
+    let parent: FileStat | undefined
     try {
-      await c.delete(path, { recursive: false })
-    } finally {
+      ({ parent } = await c.delete(path, { recursive: false, parent: true }))
+    } catch (err) {
       this.attrs.deleteTree(path)
-      this.entryChanged(path)
+      this.dirs.forgetTree(path)
+      this.entryUnknown(path)
+      throw err
     }
+    this.attrs.deleteTree(path)
+    this.dirs.forgetTree(path)
+    this.entryRemoved(path, parent)
   }
 
   async unlink (path: string, ctx?: OpContext): Promise<void> {
     const st = await this.lookup(path)
     if (st.type === 'dir') throw HissError.EISDIR(path)
     const c = await this.deps.pool.forCaller(ctx)
+    let parent: FileStat | undefined
     try {
-      await c.delete(path, { recursive: false })
-    } finally {
-      this.entryChanged(path)
+      ({ parent } = await c.delete(path, { recursive: false, parent: true }))
+    } catch (err) {
+      this.entryUnknown(path)
+      throw err
     }
+    this.entryRemoved(path, parent)
     this.attrs.deleteIno(st.ino)
     const of = this.files.get(st.ino)
     if (of !== undefined && of.refs === 0) {
@@ -170,11 +261,30 @@ export class HissFuseFs {
     let st: FileStat
     try {
       st = await c.rename(src, dst)
-    } finally {
+    } catch (err) {
       this.attrs.deleteTree(src)
       this.attrs.deleteTree(dst)
-      this.entryChanged(src)
-      this.entryChanged(dst)
+      this.dirs.forgetTree(src)
+      this.dirs.forgetTree(dst)
+      this.entryUnknown(src)
+      this.entryUnknown(dst)
+      throw err
+    }
+    this.attrs.deleteTree(src)
+    this.attrs.deleteTree(dst)
+    this.dirs.forgetTree(src)
+    this.dirs.forgetTree(dst)
+    this.dirs.removed(parentOf(src), nameOf(src))
+    this.dirs.added(parentOf(dst), nameOf(dst))
+    if (st.type !== 'dir' && src !== dst) {
+      // Both directories got the moved entry's new ctime as mtime and ctime; a file
+      // changes no link count.
+      for (const dir of new Set([parentOf(src), parentOf(dst)])) {
+        this.attrs.patch(dir, d => ({ ...d, mtimeNs: st.ctimeNs, ctimeNs: st.ctimeNs }))
+      }
+    } else {
+      this.attrs.delete(parentOf(src))
+      this.attrs.delete(parentOf(dst))
     }
     this.attrs.set(dst, st)
     const of = this.files.get(st.ino)
@@ -183,9 +293,14 @@ export class HissFuseFs {
 
   async symlink (target: string, path: string, ctx?: OpContext): Promise<void> {
     const c = await this.deps.pool.forCaller(ctx)
-    const st = await c.symlink(target, path)
-    this.entryChanged(path)
-    this.attrs.set(path, st)
+    let st: FileStat
+    try {
+      st = await c.symlink(target, path)
+    } catch (err) {
+      this.entryUnknown(path)
+      throw err
+    }
+    this.entryAdded(path, st)
   }
 
   async link (_src: string, _dst: string, _ctx?: OpContext): Promise<void> {
@@ -275,17 +390,21 @@ export class HissFuseFs {
   async create (path: string, mode: number, ctx?: OpContext): Promise<number> {
     const c = await this.deps.pool.forCaller(ctx)
     let stat: FileStat
+    let grant: WriteGrant | undefined
     try {
-      stat = await c.create(path, { mode: mode & 0o7777, exclusive: true })
+      // One round trip: the file, its write lease (held by the mount's own client, which
+      // writes the data) and its first block.
+      ({ stat, grant } = await c.createOpen(path, { mode: mode & 0o7777, leaseHolder: this.client.clientId }))
     } catch (err) {
+      this.entryUnknown(path)
       // Lost a race with another creator: O_CREAT without O_EXCL opens the winner.
       if (isHissError(err) && err.code === 'EEXIST') return this.open(path, O_RDWR, ctx)
       throw err
     }
-    this.entryChanged(path)
-    this.attrs.set(path, stat)
+    this.entryAdded(path, stat)
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, [])
+    if (grant !== undefined) of.adoptSession(this.client.adoptWrite(grant))
     return this.handles.open(of, O_RDWR).fd
   }
 
@@ -293,9 +412,14 @@ export class HissFuseFs {
     const type = mode & S_IFMT
     if (type !== 0 && type !== S_IFREG) throw HissError.EPERM('only regular files can be created')
     const c = await this.deps.pool.forCaller(ctx)
-    const st = await c.create(path, { mode: mode & 0o7777, exclusive: true })
-    this.entryChanged(path)
-    this.attrs.set(path, st)
+    let st: FileStat
+    try {
+      st = await c.create(path, { mode: mode & 0o7777, exclusive: true })
+    } catch (err) {
+      this.entryUnknown(path)
+      throw err
+    }
+    this.entryAdded(path, st)
   }
 
   async read (fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -381,6 +505,7 @@ export class HissFuseFs {
     this.files.clear()
     this.cache.clear()
     this.attrs.clear()
+    this.dirs.clear()
     await this.deps.spool.destroy()
   }
 }

@@ -155,6 +155,20 @@ export class OpenFile {
     }
   }
 
+  /**
+   * The write session the NameServer opened together with creating this (new, empty)
+   * file: the first write needs no round trip to open one.
+   */
+  adoptSession (session: WriteSession): void {
+    if (this.session !== undefined || this.disposed || this.dirtyFlag) {
+      void session.abort().catch(() => {})
+      return
+    }
+    this.applyBlocks(session.baseBlocks)
+    if (session.blockSize > 0) this.blockSizeBytes = session.blockSize
+    this.session = session
+  }
+
   /** The file's mtime was set explicitly (utimens) while it is open here. */
   setMtime (mtimeNs: string): void {
     this.mtimeNs = mtimeNs
@@ -617,13 +631,18 @@ export class OpenFile {
     const source: UploadSource = slot.kind === 'zero'
       ? zeroSource(slot.length)
       : { length: () => slot.length, read: (dst, pos, len) => slot.spool.read(dst, 0, len, pos, true) }
-    const up = new BlockUpload(this.session, source, { sealed })
+    // A small new block goes into the read cache once stored: reading back what was just
+    // written is common (build tools, tar's diff) and costs a DataServer round trip otherwise.
+    const retainUpTo = slot.kind === 'local' ? this.deps.cache.pieceBytes : 0
+    const up = new BlockUpload(this.session, source, { sealed, retainUpTo })
     slot.upload = up
     up.result.then(ref => {
       if (up.aborted || slot.upload !== up) return
       const at = this.slots.indexOf(slot)
       if (at < 0 || ref.length !== slot.length) { slot.upload = undefined; return }
       this.slots[at] = { kind: 'stored', ref: bareRef(ref) }
+      const data = up.takeRetained()
+      if (data !== undefined) this.deps.cache.seed(ref, data)
       if (slot.kind === 'local') slot.spool.discard()
     }, err => {
       if (slot.upload === up) slot.upload = undefined
@@ -660,7 +679,13 @@ export class OpenFile {
   /** Last handle closed: commit anything left and give the lease back. */
   async closeLast (): Promise<void> {
     await this.lock.run(async () => {
-      if (this.session !== undefined) await this.commitLocked(false)
+      if (this.session === undefined) return
+      if (this.dirtyFlag) { await this.commitLocked(false); return }
+      // Nothing to commit (created and never written, or all committed by fsync): just
+      // end the lease. Should that fail, the lease expires on its own.
+      const session = this.session
+      this.session = undefined
+      await session.abort().catch(err => { this.deps.log.debug('ending the write failed', { ino: this.ino, err }) })
     })
   }
 

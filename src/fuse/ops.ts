@@ -20,7 +20,7 @@ export function createOps (fs: HissFuseFs, log: Logger): Fuse.Operations {
       if (!isHissError(err) && typeof (err as { errno?: unknown })?.errno !== 'number') {
         log.error('unexpected error in a FUSE op', { err })
       } else {
-        if (trace) log.debug('op failed', { op: what?.(), errno, code: (err as { code?: unknown }).code })
+        if (trace) log.debug('op failed', { op: what?.(), errno, code: (err as { code?: unknown }).code, ms: +(performance.now() - t0).toFixed(2) })
       }
       cb(errno)
     })

@@ -1,7 +1,8 @@
 // /v1/ns: the client-facing namespace and write API. Thin: parse, call the core, reply.
 import { Router, type Request } from 'express'
 import { HissError } from '../common/errors.js'
-import { normalizePath } from '../common/paths.js'
+import { normalizePath, parentOf } from '../common/paths.js'
+import type { CreateReply, DeleteReply } from '../common/protocol.js'
 import { jsonBody } from '../common/http-server.js'
 import type { NameServerCore } from './core.js'
 import { clientHost, identityFrom } from './request-identity.js'
@@ -51,12 +52,28 @@ export function nsRouter (core: NameServerCore): Router {
   })
   r.post('/create', (req, res) => {
     const b = s.parse(s.createBody, req.body)
-    res.json({ stat: ns.create(normalizePath(b.path), identityFrom(req), b.mode, b.exclusive === true) })
+    const who = identityFrom(req)
+    const stat = ns.create(normalizePath(b.path), who, b.mode, b.exclusive === true)
+    if (b.openWrite === undefined) { res.json({ stat }); return }
+    // The file exists now whatever follows: a write we cannot open here (e.g. a mode
+    // without owner write) is left to a later /write/open, never failing the create.
+    const reply: CreateReply = { stat }
+    try {
+      reply.write = core.writes.open({ ino: stat.ino, clientId: b.openWrite.clientId }, who, clientHost(req))
+      if (b.openWrite.allocate === true) reply.block = core.writes.addBlock(reply.write.writeId)
+    } catch {}
+    res.json(reply)
   })
   r.post('/delete', (req, res) => {
     const b = s.parse(s.deleteBody, req.body)
-    ns.delete(normalizePath(b.path), identityFrom(req), b.recursive === true)
-    res.json({ deleted: true })
+    const path = normalizePath(b.path)
+    const who = identityFrom(req)
+    ns.delete(path, who, b.recursive === true)
+    const reply: DeleteReply = { deleted: true }
+    if (b.parent === true) {
+      try { reply.parent = ns.stat(parentOf(path), who) } catch {}
+    }
+    res.json(reply)
   })
   r.post('/rename', (req, res) => {
     const b = s.parse(s.renameBody, req.body)

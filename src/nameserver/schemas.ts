@@ -23,8 +23,13 @@ const address = z.string().max(300).regex(/^[A-Za-z0-9.\-_:[\]]+:\d{1,5}$/, 'exp
 const storageNum = z.number().finite().transform(v => Math.max(0, Math.floor(v)))
 
 export const mkdirBody = z.object({ path, mode: mode.optional(), parents: z.boolean().optional() }).strict()
-export const createBody = z.object({ path, mode: mode.optional(), exclusive: z.boolean().optional() }).strict()
-export const deleteBody = z.object({ path, recursive: z.boolean().optional() }).strict()
+export const createBody = z.object({
+  path,
+  mode: mode.optional(),
+  exclusive: z.boolean().optional(),
+  openWrite: z.object({ clientId, allocate: z.boolean().optional() }).strict().optional(),
+}).strict().refine(b => b.openWrite === undefined || b.exclusive === true, 'openWrite needs exclusive')
+export const deleteBody = z.object({ path, recursive: z.boolean().optional(), parent: z.boolean().optional() }).strict()
 export const renameBody = z.object({ src: path, dst: path, noReplace: z.boolean().optional() }).strict()
 export const symlinkBody = z.object({
   path,

@@ -11,6 +11,7 @@ import type { BlockRef, FileStat, LocatedBlock } from '../../src/common/protocol
 import type { WriteSession } from '../../src/client/types.js'
 import { AttrCache } from '../../src/fuse/attr-cache.js'
 import { BlockCache } from '../../src/fuse/block-cache.js'
+import { DirCache, RELIST_MAX_NAMES } from '../../src/fuse/dir-cache.js'
 import { OpenFile } from '../../src/fuse/open-file.js'
 import { Spool } from '../../src/fuse/spool.js'
 import { Rng } from '../helpers/rng.js'
@@ -32,6 +33,8 @@ class FakeFs {
   nextId = 1
   commits = 0
   leaseHeld = false
+  opens = 0
+  aborts = 0
   /** Probability that a storeBlock fails (after reading its stream). */
   failRate = 0
   reads = 0
@@ -68,6 +71,7 @@ class FakeFs {
   async openWrite (): Promise<WriteSession> {
     if (this.leaseHeld) throw HissError.from('LEASE_HELD')
     this.leaseHeld = true
+    this.opens++
     const fs = this
     let open = true
     const allocated = new Set<string>()
@@ -104,7 +108,7 @@ class FakeFs {
         if (opts?.keepOpen !== true) { open = false; fs.leaseHeld = false }
         return fs.stat()
       },
-      async abort (): Promise<void> { open = false; fs.leaseHeld = false },
+      async abort (): Promise<void> { open = false; fs.leaseHeld = false; fs.aborts++ },
     }
   }
 
@@ -116,8 +120,7 @@ class HurryClock extends SystemClock {
   override setTimeout (fn: () => void, _ms: number): Timer { setImmediate(fn); return { id: 0 } }
 }
 
-function makeFile (fake: FakeFs, spool: Spool, readaheadBytes = 128 * 1024): OpenFile {
-  const cache = new BlockCache(fake, { capacityBytes: 512 * 1024, pieceBytes: 16 * 1024, log: silentLogger })
+function makeFile (fake: FakeFs, spool: Spool, readaheadBytes = 128 * 1024, cache = new BlockCache(fake, { capacityBytes: 512 * 1024, pieceBytes: 16 * 1024, log: silentLogger })): OpenFile {
   return new OpenFile({ client: fake, cache, spool, clock: new HurryClock(), log: silentLogger, readaheadBytes }, fake.stat(), '/f')
 }
 
@@ -372,4 +375,128 @@ t.test('write() borrows its buffer: reusing it after the write changes nothing',
     await file.closeLast()
     await file.dispose()
   }
+})
+
+t.test('a file created with its write session: no open round trip, abort when never written', async t => {
+  const fake = new FakeFs()
+  const spool = new Spool()
+  t.teardown(() => spool.destroy())
+  const cache = new BlockCache(fake, { capacityBytes: 512 * 1024, pieceBytes: 16 * 1024, log: silentLogger })
+  let file = makeFile(fake, spool, 0, cache)
+  file.refs = 1
+  file.adoptSession(await fake.openWrite())
+  t.equal(fake.opens, 1)
+  const data = Buffer.alloc(5000, 9)
+  await file.write(data, 0, false)
+  await file.flush()
+  t.equal(fake.opens, 1, 'the write used the adopted session')
+  t.equal(fake.commits, 1)
+  t.ok(fake.content().equals(data))
+  await file.closeLast()
+  await file.dispose()
+
+  // Read back through a fresh open: the block this mount stored is in the read cache.
+  file = makeFile(fake, spool, 0, cache)
+  file.refs = 1
+  file.applyRemote(fake.stat(), fake.located())
+  const back = Buffer.alloc(data.length)
+  t.equal(await file.read(back, back.length, 0), data.length)
+  t.ok(back.equals(data), 'bytes right')
+  t.equal(fake.reads, 0, 'no DataServer read for a block just written here')
+  await file.closeLast()
+  await file.dispose()
+
+  // Created and closed without a write: the lease ends with an abort, not a commit.
+  const empty = new FakeFs()
+  const f2 = makeFile(empty, spool)
+  f2.refs = 1
+  f2.adoptSession(await empty.openWrite())
+  await f2.flush()
+  await f2.closeLast()
+  t.equal(empty.commits, 0, 'nothing committed')
+  t.equal(empty.aborts, 1, 'lease given back')
+  t.notOk(empty.leaseHeld)
+  await f2.dispose()
+
+  // A session offered to a file that already has one is aborted, not leaked.
+  const busy = new FakeFs()
+  const f3 = makeFile(busy, spool)
+  f3.refs = 1
+  await f3.write(Buffer.from('x'), 0, false)
+  busy.leaseHeld = false
+  f3.adoptSession(await busy.openWrite())
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(busy.aborts, 1, 'second session aborted')
+  busy.leaseHeld = true
+  await f3.flush()
+  t.equal(busy.content().toString(), 'x')
+  await f3.dispose()
+})
+
+t.test('block cache: a seeded block is read without a fetch', async t => {
+  let calls = 0
+  const reader = { readBlock (): Readable { calls++; return Readable.from([]) } }
+  const cache = new BlockCache(reader, { capacityBytes: 40_000, pieceBytes: 10_000, log: silentLogger })
+  const data = Buffer.from('seeded bytes')
+  cache.seed({ id: 7, gen: 2, length: data.length }, data)
+  const out = Buffer.alloc(6)
+  await cache.read({ id: 7, gen: 2, length: data.length, offset: 0, locations: [], token: '' }, 1, 7, 5, out, 1)
+  t.equal(out.subarray(1).toString(), 'bytes')
+  t.equal(calls, 0, 'hit')
+  cache.seed({ id: 8, gen: 1, length: 20_000 }, Buffer.alloc(20_000))
+  t.notOk(cache.has({ id: 8, gen: 1 }, 0), 'a block larger than a piece is not seeded')
+  cache.seed({ id: 9, gen: 1, length: 10 }, Buffer.alloc(5))
+  t.notOk(cache.has({ id: 9, gen: 1 }, 0), 'nor a partial one')
+})
+
+t.test('attribute cache: patch keeps the entry age and only touches cached entries', async t => {
+  const clock = new ManualClock()
+  const c = new AttrCache(clock, 1000)
+  const dir: FileStat = { ino: 1, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, nlink: 2, atimeNs: '0', mtimeNs: '5', ctimeNs: '5', replication: 0, blockSize: 0 }
+  c.set('/d', dir)
+  const gen = c.generation
+  clock.advance(600)
+  c.patch('/d', d => ({ ...d, mtimeNs: '9', nlink: d.nlink + 1 }))
+  t.not(c.generation, gen, 'in-flight lookups started before the change are not cached')
+  t.match(c.get('/d'), { mtimeNs: '9', nlink: 3 })
+  clock.advance(400)
+  t.equal(c.get('/d'), undefined, 'still expires when first fetched + TTL')
+  c.patch('/nope', d => d)
+  t.equal(c.get('/nope'), undefined, 'nothing cached for an unknown path')
+})
+
+t.test('directory listings: absent names, our own changes, expiry, re-list hints', async t => {
+  const clock = new ManualClock()
+  const d = new DirCache(clock, 1000)
+  t.notOk(d.knowsAbsent('/a', 'x'), 'unknown directory: ask')
+  d.set('/a', ['x', 'y'])
+  t.ok(d.knowsAbsent('/a', 'z'))
+  t.notOk(d.knowsAbsent('/a', 'x'), 'a listed name is not absent')
+  d.added('/a', 'z')
+  t.notOk(d.knowsAbsent('/a', 'z'), 'our create is seen')
+  d.removed('/a', 'x')
+  t.ok(d.knowsAbsent('/a', 'x'), 'our removal is seen')
+  const gen = d.generation
+  d.added('/other', 'n')
+  d.set('/b', ['q'], gen)
+  t.notOk(d.knowsAbsent('/b', 'r'), 'a listing older than one of our changes is not kept')
+  d.set('/b', [])
+  d.set('/b/c', [])
+  d.set('/bb', [])
+  d.forgetTree('/b')
+  t.notOk(d.knowsAbsent('/b/c', 'r'), 'forgotten with its parent')
+  t.ok(d.knowsAbsent('/bb', 'r'), 'a sibling with the same prefix stays')
+  t.notOk(d.worthRelisting('/a'), 'fresh: no need to list again')
+  clock.advance(1000)
+  t.notOk(d.knowsAbsent('/a', 'q'), 'expired: ask again')
+  t.ok(d.worthRelisting('/a'), 'a small directory listed before is worth listing again')
+  d.set('/big', Array.from({ length: RELIST_MAX_NAMES + 1 }, (_v, i) => `n${i}`))
+  clock.advance(1000)
+  t.notOk(d.worthRelisting('/big'), 'a big one is not')
+  t.notOk(d.worthRelisting('/never'), 'nor one never listed')
+  d.forget('/a')
+  t.notOk(d.worthRelisting('/a'))
+  const off = new DirCache(clock, 0)
+  off.set('/a', [])
+  t.notOk(off.knowsAbsent('/a', 'x'), 'a zero timeout keeps nothing')
 })

@@ -104,6 +104,8 @@ export interface MountOptions {
   noWait?: boolean
   /** Use this directory as the mountpoint instead of a fresh temp one. */
   dir?: string
+  /** Every chunk of the mount's stderr (its log), beyond the kept tail. */
+  onStderr?: (chunk: string) => void
 }
 
 export interface TestLike extends TeardownTarget {
@@ -135,7 +137,7 @@ export async function startMount (t: TestLike, cfg: HissConfig, opts: MountOptio
     env: { ...process.env, ...opts.env },
   })
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out = (out + d).slice(-OUTPUT_TAIL) })
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-OUTPUT_TAIL) })
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-OUTPUT_TAIL); opts.onStderr?.(d) })
   let code: number | null = null
   let done = false
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {

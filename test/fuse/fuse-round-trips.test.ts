@@ -1,0 +1,142 @@
+// What everyday metadata work through the mount costs in requests: the mount runs at
+// log level debug, which logs one line per NameServer request and per DataServer block
+// store or read, and the test counts them per phase. The attribute timeout is long here,
+// so no expiry can add requests on a slow machine; what is counted is the design (a
+// small file is one create and one commit request plus one block store, a read-back of
+// it one block-list request and no DataServer read, ls -l one listing, rm -r one delete
+// per entry), not timing. Also: what this mount changed is seen at once, names made on
+// another mount appear once the timeout passes, and a stale "absent" cannot win a create.
+import t, { type Test } from 'tap'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
+import { startCluster } from '../helpers/inprocess-cluster.js'
+
+const N = 12
+
+class RequestLog {
+  private buf = ''
+  private counts = new Map<string, number>()
+
+  feed (chunk: string): void {
+    this.buf += chunk
+    let nl
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl)
+      this.buf = this.buf.slice(nl + 1)
+      let key: string | undefined
+      try {
+        const j = JSON.parse(line) as { msg?: string, req?: string, code?: string }
+        if (j.msg === 'nameserver request') key = `${j.req ?? '?'}${j.code === 'ok' ? '' : ' ' + String(j.code)}`
+        else if (j.msg === 'block stored') key = 'block store'
+        else if (j.msg === 'block read') key = 'block read'
+      } catch {}
+      if (key !== undefined) this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+    }
+  }
+
+  /** Counts since the last take(), then start again. */
+  take (): Record<string, number> {
+    const out = Object.fromEntries([...this.counts].sort())
+    this.counts = new Map()
+    return out
+  }
+}
+
+async function suite (t: Test): Promise<void> {
+  const cluster = await startCluster(t, { config: STABLE, dataServers: 3, replication: 3, blockSize: 1024 * 1024 })
+  const log = new RequestLog()
+  const a = await startMount(t, cluster.cfg, {
+    config: { 'log.level': 'debug', 'fuse.attr.timeout.ms': 600_000 },
+    onStderr: d => { log.feed(d) },
+  })
+  const b = await startMount(t, cluster.cfg, { config: { 'fuse.attr.timeout.ms': 300 } })
+  const q = (p: string): string => JSON.stringify(p)
+  const files = Array.from({ length: N }, (_v, i) => `f${i}`)
+  const body = (i: number): string => `small file ${i}\n`.repeat(100)
+
+  await t.test('requests per operation', async t => {
+    await mkdir(join(a.dir, 'd'))
+    log.take()
+
+    for (const [i, f] of files.entries()) await writeFile(join(a.dir, 'd', f), body(i))
+    t.same(log.take(), { 'POST /v1/ns/create': N, 'POST /v1/ns/write/commit': N, 'block store': N },
+      'a small file: one create (with its lease and first block), one block store, one commit')
+
+    for (const [i, f] of files.entries()) t.equal(await readFile(join(a.dir, 'd', f), 'utf8'), body(i))
+    t.same(log.take(), { 'GET /v1/ns/blocks': N }, 'read back: the block list on open (close-to-open), the data from the cache')
+
+    const ls = await shOk(`ls -l ${q(join(a.dir, 'd'))}`)
+    t.equal(ls.trim().split('\n').filter(l => l.startsWith('-')).length, N)
+    for (const f of files) await stat(join(a.dir, 'd', f))
+    t.same(log.take(), { 'GET /v1/ns/list': 1 }, 'ls -l and stat of what this mount made: the listing, the rest from its caches')
+
+    await mkdir(join(a.dir, 'e'))
+    t.same(log.take(), { 'GET /v1/ns/stat ENOENT': 1, 'POST /v1/ns/mkdir': 1 }, 'mkdir in a directory never listed: the lookup, the mkdir')
+    for (let i = 0; i < N; i++) await mkdir(join(a.dir, 'e', `sub${i}`))
+    t.same(log.take(), { 'POST /v1/ns/mkdir': N }, 'mkdir in a directory made here: one request each')
+
+    await shOk(`rm -r ${q(join(a.dir, 'd'))} ${q(join(a.dir, 'e'))}`)
+    const rm = log.take()
+    t.equal(rm['POST /v1/ns/delete'], 2 * N + 2, 'rm -r: one delete per entry')
+    t.same(Object.keys(rm).filter(k => !['POST /v1/ns/delete', 'GET /v1/ns/list', 'GET /v1/ns/statfs'].includes(k)), [], 'besides the listings rm reads: no lookups')
+
+    // A fresh listing answers the lookups of its entries.
+    await cluster.client.mkdir('/other')
+    for (const f of files) await cluster.client.create(`/other/${f}`)
+    await shOk(`ls ${q(join(a.dir, 'other'))}`)
+    log.take()
+    for (const f of files) await stat(join(a.dir, 'other', f))
+    t.same(log.take(), {}, 'stat after readdir: no request')
+  })
+
+  await t.test('this mount sees its own changes at once', async t => {
+    const d = join(a.dir, 'own')
+    await mkdir(d)
+    await writeFile(join(d, 'x'), 'x')
+    await shOk(`mv ${q(join(d, 'x'))} ${q(join(d, 'y'))} && mkdir ${q(join(d, 'sub'))} && ln -s y ${q(join(d, 'l'))}`)
+    t.equal((await shOk(`ls ${q(d)}`)).trim().split('\n').join(' '), 'l sub y')
+    await t.rejects(stat(join(d, 'x')), { code: 'ENOENT' }, 'the old name is gone')
+    t.equal(await readFile(join(d, 'l'), 'utf8'), 'x')
+    const before = await stat(d)
+    t.equal(before.nlink, 3, 'one subdirectory')
+    const server = await cluster.client.stat('/own')
+    t.equal(before.mtimeMs, Number(BigInt(server.mtimeNs) / 1_000_000n), 'the directory mtime the NameServer has')
+    await shOk(`rm ${q(join(d, 'y'))} && rmdir ${q(join(d, 'sub'))}`)
+    await t.rejects(stat(join(d, 'y')), { code: 'ENOENT' })
+    const after = await stat(d)
+    t.equal(after.nlink, 2)
+    t.equal(after.mtimeMs, Number(BigInt((await cluster.client.stat('/own')).mtimeNs) / 1_000_000n), 'and after removals')
+    await writeFile(join(d, 'y'), 'again')
+    t.equal(await readFile(join(d, 'y'), 'utf8'), 'again', 'a name removed here can be created again')
+  })
+
+  await t.test('names made elsewhere appear once the attribute timeout has passed', async t => {
+    await mkdir(join(b.dir, 'shared'))
+    t.equal((await shOk(`ls -A ${q(join(b.dir, 'shared'))}`)).trim(), '', 'b listed it empty')
+    await cluster.client.create('/shared/late')
+    await writeFile(join(a.dir, 'shared', 'from-a'), 'A')
+    let seen = false
+    for (let i = 0; i < 100 && !seen; i++) {
+      seen = await stat(join(b.dir, 'shared', 'from-a')).then(() => true, () => false)
+      if (!seen) await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    t.ok(seen, 'b sees the file a made')
+    t.equal(await readFile(join(b.dir, 'shared', 'from-a'), 'utf8'), 'A')
+    t.ok((await shOk(`ls ${q(join(b.dir, 'shared'))}`)).includes('late'), 'and the one made by another client')
+    // b made the directory, so it "knows" it; a create there of a name made elsewhere
+    // must open that file (O_CREAT), not fail or make a second one.
+    await mkdir(join(b.dir, 'fresh'))
+    await cluster.client.create('/fresh/race')
+    await writeFile(join(b.dir, 'fresh', 'race'), 'from b')
+    t.equal((await cluster.client.list('/fresh')).length, 1, 'one file')
+    t.equal(await readFile(join(a.dir, 'fresh', 'race'), 'utf8'), 'from b', 'with b\'s content')
+  })
+}
+
+const skip = fuseSkipReason()
+if (skip !== undefined) {
+  t.test('FUSE tests', { skip }, async () => {})
+} else {
+  t.test('FUSE round trips and caches', async t => { await suite(t) })
+}
