@@ -92,7 +92,7 @@ interface Outcome { req: Req, status: number, code?: string | undefined, body?: 
 
 const NS_GET = ['/v1/ping', '/v1/ns/stat', '/v1/ns/list', '/v1/ns/blocks', '/v1/ns/readlink', '/v1/ns/statfs', '/v1/ns/du', '/v1/admin/report', '/v1/admin/fsck']
 const NS_POST = ['/v1/ns/mkdir', '/v1/ns/create', '/v1/ns/delete', '/v1/ns/rename', '/v1/ns/symlink', '/v1/ns/setattr', '/v1/ns/setrep',
-  '/v1/ns/write/open', '/v1/ns/write/addblock', '/v1/ns/write/commit', '/v1/ns/write/abort', '/v1/ns/write/renew', '/v1/ns/badblock']
+  '/v1/ns/write/open', '/v1/ns/write/addblock', '/v1/ns/write/updateblock', '/v1/ns/write/commit', '/v1/ns/write/abort', '/v1/ns/write/renew', '/v1/ns/badblock']
 const DS_POST = ['/v1/ds/register', '/v1/ds/heartbeat', '/v1/ds/blockreport', '/v1/ds/incremental', '/v1/ds/unregister']
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'FOO']
 const NAMES = ['a', 'b', 'c', 'dir', 'dir/sub', 'f g', '\u00fc\u00f1\u00ee', '.hidden', 'x'.repeat(255), 'y'.repeat(256), 'l', 'w1', 'w2']
@@ -176,6 +176,10 @@ class Generator {
         return this.mutate({ ...target, clientId: `fuzz-${this.worker}`, create: r.bool(0.8), overwrite: r.bool(), mode: 0o644, replication: r.pick([1, 2, 3]), blockSize: r.pick([4096, BLOCK, 4095, 2 ** 32]) })
       }
       case '/v1/ns/write/addblock': return this.mutate({ writeId: this.writeId(), exclude: r.pick([[], this.k.dsIds, this.k.dsAddrs, ['x'], Array.from({ length: 1001 }, () => 'y')]) })
+      case '/v1/ns/write/updateblock': {
+        const b = this.realOrFake()
+        return this.mutate({ writeId: this.writeId(), block: { id: b.id, gen: r.bool(0.8) ? b.gen : r.int(0, 5000) } })
+      }
       case '/v1/ns/write/commit': {
         const blocks = Array.from({ length: r.int(0, 3) }, () => this.realOrFake())
         const size = r.bool(0.7) ? blocks.reduce((s, b) => s + b.length, 0) : r.int(0, 10 ** 6)
@@ -291,6 +295,7 @@ class Generator {
     if (x < 0.1) return { server: 'ds', address, method: r.pick(METHODS), path: r.pick(['/v1/ping', '/v1/blocks', '/v1/blocks/', '/v1/ns/stat?path=/', '/', '/v1/blocks/1/2']), headers: h, what: 'ds misc' }
     const { id, gen, spelled } = this.blockId()
     const genQ = r.bool(0.9) ? String(gen) : r.pick(['', '-1', 'x', '1&gen=2', '%2e%2e%2f'])
+    if (x >= 0.55 && x < 0.65) return this.patchRequest(address, id, gen, spelled, genQ)
     const put = x < 0.55
     const tok = this.token(id, gen, put ? 'w' : 'r')
     if (tok !== undefined) h['x-hiss-token'] = tok
@@ -317,6 +322,25 @@ class Generator {
     }
     const range = r.bool(0.4) ? `&offset=${r.pick(['0', '1', String(BLOCK), '-5', 'x', '99999999999999'])}&length=${r.pick(['0', '1', '100', String(BLOCK * 2), 'x'])}` : ''
     return { server: 'ds', address, method: r.bool(0.9) ? 'GET' : r.pick(METHODS), path: `/v1/blocks/${spelled}?gen=${genQ}${range}`, headers: h, what: 'ds get' }
+  }
+
+  /** A block patch: update tokens only for blocks that are not a stored file's. */
+  private patchRequest (address: string, id: number, gen: number, spelled: string, genQ: string): Req {
+    const r = this.rng
+    const h: Record<string, string> = { 'content-type': 'application/octet-stream' }
+    const to = gen + r.int(-1, 3)
+    const from = r.pick([[gen], [gen - 1], [], [gen, to], ['x'], [-1]]) as number[]
+    const tok = this.writable(id) && r.bool(0.7)
+      ? signBlockToken(TEST_SECRET, { b: id, g: to, a: 'w', e: Date.now() + 600000, f: from })
+      : this.token(id, to, r.bool() ? 'w' : 'r')
+    if (tok !== undefined) h['x-hiss-token'] = tok
+    const ranges = r.pick(['0+10', '5+5,20+10', '10+5,12+5', '0+0', '-1+5', String(BLOCK) + '+1', '1e3+1', '', Array.from({ length: 1100 }, (_, i) => `${i * 2}+1`).join(','), 'x'])
+    if (r.bool(0.9)) h['x-hiss-patch-ranges'] = ranges
+    if (r.bool(0.2)) { h['x-hiss-pipeline'] = r.pick(this.k.dsAddrs); h['x-hiss-pipeline-ids'] = r.pick(this.k.dsIds) }
+    const length = r.pick([String(BLOCK), '100', '0', '-1', 'x', '99999999999999999', String(2 ** 33)])
+    const len = r.pick([0, 10, 15, 1000, r.int(0, 70_000)])
+    const q = `gen=${r.bool(0.9) ? String(to) : genQ}${r.bool(0.9) ? `&length=${length}` : ''}`
+    return { server: 'ds', address, method: r.bool(0.95) ? 'POST' : r.pick(METHODS), path: `/v1/blocks/${spelled}/patch?${q}`, headers: h, body: r.bytes(len), what: 'ds patch' }
   }
 
   private nsRequest (): Req {
@@ -492,7 +516,7 @@ async function listAll (dir: string): Promise<string[]> {
   return out
 }
 
-const DS_NAMES = /^(id|in_use\.lock|current|tmp|corrupt|current\/[0-9a-f]{2}|current\/[0-9a-f]{2}\/blk_\d{1,15}_\d{1,15}(\.meta)?|tmp\/blk_\d{1,15}_\d{1,15}\.[0-9a-f]{1,32}(\.meta)?|corrupt\/blk_\d{1,15}_\d{1,15}(\.meta)?)$/
+const DS_NAMES = /^(id|in_use\.lock|current|tmp|corrupt|journal|current\/[0-9a-f]{2}|current\/[0-9a-f]{2}\/blk_\d{1,15}_\d{1,15}(\.meta)?|tmp\/blk_\d{1,15}_\d{1,15}\.[0-9a-f]{1,32}(\.meta)?|corrupt\/blk_\d{1,15}_\d{1,15}(\.meta)?)$/
 const NS_NAMES = /^namespace\.db(-wal|-shm|-journal)?$/
 
 t.test('fuzzing every endpoint of both servers', async t => {
