@@ -1,13 +1,20 @@
 // The durable namespace: inodes, each file's block list and the id counters, in SQLite
 // (WAL). Every mutation the NameServer acknowledges runs inside one transaction of this
-// store, so it is on disk (synchronous=FULL fsyncs the WAL on commit) before the reply.
-// Group commit: mutations made in the same event-loop turn share one SQLite transaction
-// (each is its own SAVEPOINT, so a failing one rolls back alone) and one fsync, done in
-// a setImmediate after the turn. Replies wait for that commit (whenDurable), so nothing
-// is acknowledged before it is on disk, while concurrent clients share the fsync cost.
+// store, so it is on disk before the reply.
+// Group commit: mutations made while no fsync is running share one SQLite transaction
+// (each is its own SAVEPOINT, so a failing one rolls back alone); the transaction is
+// committed after the current event-loop turn (setImmediate), or, when an fsync is
+// still running then, as soon as it ends. Durability under sync=full: SQLite runs with
+// synchronous=NORMAL (commits are written to the WAL but not fsync'd; checkpoints still
+// fsync the WAL before copying it back and the database after, and the WAL header when
+// the WAL is reused, so the files stay consistent), and the store itself fdatasyncs the
+// WAL after each commit on libuv's thread pool, off the event loop: the equivalent of
+// synchronous=FULL, but the event loop keeps serving requests (whose own commit then
+// shares the next fsync) while the disk syncs. Replies wait for the fsync covering every
+// change they could show (whenDurable), so nothing is acknowledged before it is on disk.
 // Startup work here is synchronous, as is every call: better-sqlite3 is synchronous and
 // the NameServer's state changes are meant to be atomic with respect to the event loop.
-import { mkdirSync } from 'node:fs'
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { BlockRef, FileType } from '../common/protocol.js'
@@ -88,7 +95,12 @@ export interface StoreOptions {
    * NameNode does when it cannot sync its edit log) and restart from the disk state.
    */
   onFatal?: (err: HissError) => void
+  /** The WAL fsync (tests inject a slow or failing one); fs.fdatasync by default. */
+  fdatasync?: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void
 }
+
+/** Called once the changes it waits for are durable (err undefined) or lost (err set). */
+export type DurableCallback = (err: HissError | undefined) => void
 
 function isSqliteError (err: unknown): boolean {
   const code = (err as { code?: unknown })?.code
@@ -104,12 +116,25 @@ export class NamespaceStore {
   /** Runs a function as a (nested: SAVEPOINT) transaction; built once, not per call. */
   private readonly runTx: (fn: () => unknown) => unknown
   /** The open group-commit batch: counters at its start and the replies waiting on it. */
-  private batch: { counters: Map<Counter, number>, ceilings: Map<Counter, number>, waiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> } | undefined
+  private batch: { counters: Map<Counter, number>, ceilings: Map<Counter, number>, waiters: DurableCallback[] } | undefined
+  /** sync=full: the WAL, opened for our own fdatasync; undefined under sync=normal. */
+  private walFd: number | undefined
+  private readonly fdatasync: NonNullable<StoreOptions['fdatasync']>
+  /** Commits made, and how many of them a finished fsync covers. */
+  private committed = 0
+  private synced = 0
+  private syncing = false
+  /** Set by close() while an fsync runs: its callback closes the WAL fd. */
+  private closeFdAfterSync = false
+  private flushScheduled = false
+  /** Replies waiting for an fsync, in commit order, each with the commit it needs. */
+  private unsynced: Array<{ seq: number, cb: DurableCallback }> = []
   /** Set when a group commit failed: the in-memory state can no longer be trusted. */
   private failed: HissError | undefined
   private readonly onFatal: (err: HissError) => void
 
   constructor (rootDir: string, opts: StoreOptions) {
+    let walFd: number | undefined
     try {
       mkdirSync(rootDir, { recursive: true })
       // A second NameServer on the same directory should fail fast, not wait 5 s for the lock.
@@ -119,13 +144,19 @@ export class NamespaceStore {
     }
     try {
       this.db.pragma('journal_mode = WAL')
-      this.db.pragma(`synchronous = ${opts.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+      // NORMAL in both modes: under sync=full the store fdatasyncs the WAL itself after
+      // each commit, before any reply (see the top of this file).
+      this.db.pragma('synchronous = NORMAL')
       // One NameServer per directory: a second process must fail, not share the counters.
       this.db.pragma('locking_mode = EXCLUSIVE')
       this.db.pragma('foreign_keys = OFF')
       this.db.exec('BEGIN EXCLUSIVE; COMMIT')
       this.db.exec(SCHEMA)
+      // The WAL exists from the first transaction on and, with the exclusive lock, stays
+      // the same file until close (SQLite reuses it from its start after a checkpoint).
+      if (opts.sync === 'full') walFd = openSync(join(rootDir, `${DB_FILE}-wal`), 'r+')
     } catch (err) {
+      if (walFd !== undefined) closeSync(walFd)
       this.db.close()
       const code = (err as { code?: string }).code
       if (code === 'SQLITE_BUSY') throw new HissError('CONFIG', `namespace in ${rootDir} is in use by another NameServer`)
@@ -134,8 +165,28 @@ export class NamespaceStore {
     this.st = this.prepare()
     this.runTx = this.db.transaction((fn: () => unknown) => fn())
     this.onFatal = opts.onFatal ?? (() => {})
-    this.init(opts)
+    this.fdatasync = opts.fdatasync ?? fdatasync
+    try {
+      this.init(opts)
+    } catch (err) {
+      if (walFd !== undefined) closeSync(walFd)
+      throw err
+    }
     this.flush()
+    if (walFd !== undefined) {
+      // Startup: the schema, root and counters, and the WAL's directory entry, on disk.
+      try {
+        fdatasyncSync(walFd)
+        const dirFd = openSync(rootDir, 'r')
+        try { fsyncSync(dirFd) } finally { closeSync(dirFd) }
+      } catch (err) {
+        closeSync(walFd)
+        this.db.close()
+        throw fromNodeError(err, `syncing the namespace in ${rootDir}`)
+      }
+      this.walFd = walFd
+    }
+    this.synced = this.committed
   }
 
   private prepare () {
@@ -206,20 +257,49 @@ export class NamespaceStore {
     this.batch = { counters: new Map(this.counters), ceilings: new Map(this.ceilings), waiters: [] }
     // setImmediate, not a Clock timer: this is "after the current I/O turn", not a delay,
     // and must run under a ManualClock too.
-    setImmediate(() => { this.flush() })
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.onTurnEnd)
+    }
+  }
+
+  /** After the turn: commit, unless an fsync runs (its end commits what gathered meanwhile). */
+  private readonly onTurnEnd = (): void => {
+    this.flushScheduled = false
+    if (!this.syncing) this.flush()
   }
 
   /**
-   * Undefined when every change is on disk; otherwise a promise that settles when the
-   * open batch has been committed (rejects if that commit failed).
+   * Undefined when every change is on disk; otherwise a promise that settles when all
+   * changes made so far are (rejects if their commit or fsync failed).
    */
   whenDurable (): Promise<void> | undefined {
-    const b = this.batch
-    if (b === undefined) return this.failed === undefined ? undefined : Promise.reject(this.failed)
-    return new Promise((resolve, reject) => { b.waiters.push({ resolve, reject }) })
+    if (this.failed !== undefined) return Promise.reject(this.failed)
+    if (this.batch === undefined && this.synced >= this.committed) return undefined
+    return new Promise((resolve, reject) => {
+      this.afterDurable(err => { if (err === undefined) resolve(); else reject(err) })
+    })
   }
 
-  /** Commit the open batch (one fsync for all of it) and release the replies waiting on it. */
+  /**
+   * The callback form of whenDurable, without a promise per reply: false when every
+   * change is already on disk (cb is not called); otherwise true, and cb is called once
+   * all changes made so far are durable, or with the error that lost them.
+   */
+  afterDurable (cb: DurableCallback): boolean {
+    const failed = this.failed
+    if (failed !== undefined) {
+      queueMicrotask(() => { cb(failed) })
+      return true
+    }
+    const b = this.batch
+    if (b !== undefined) b.waiters.push(cb)
+    else if (this.synced < this.committed) this.unsynced.push({ seq: this.committed, cb })
+    else return false
+    return true
+  }
+
+  /** Commit the open batch and start its fsync (sync=full), or release its replies (normal). */
   flush (): void {
     const b = this.batch
     if (b === undefined) return
@@ -230,18 +310,87 @@ export class NamespaceStore {
       try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
       for (const [k, v] of b.counters) this.counters.set(k, v)
       for (const [k, v] of b.ceilings) this.ceilings.set(k, v)
-      const he = fromNodeError(err, 'committing the namespace')
-      this.failed = he
-      for (const w of b.waiters) w.reject(he)
-      this.onFatal(he)
+      this.fail(fromNodeError(err, 'committing the namespace'), b.waiters)
       return
     }
-    for (const w of b.waiters) w.resolve()
+    const seq = ++this.committed
+    if (this.walFd === undefined) {
+      this.synced = seq
+      for (const cb of b.waiters) cb(undefined)
+      return
+    }
+    for (const cb of b.waiters) this.unsynced.push({ seq, cb })
+    this.startSync()
+  }
+
+  private startSync (): void {
+    const fd = this.walFd
+    if (this.syncing || fd === undefined || this.synced >= this.committed || this.failed !== undefined) return
+    const target = this.committed
+    this.syncing = true
+    this.fdatasync(fd, err => {
+      this.syncing = false
+      if (this.closeFdAfterSync) {
+        this.closeFdAfterSync = false
+        closeSync(fd)
+        return
+      }
+      if (err !== null) {
+        this.fail(fromNodeError(err, 'syncing the namespace'), [])
+        return
+      }
+      if (target > this.synced) this.synced = target
+      this.release()
+      // What gathered during this fsync: commit it now, and sync it.
+      if (this.batch !== undefined) this.flush()
+      else this.startSync()
+    })
+  }
+
+  /** Resolve the replies whose commit a finished fsync covers. */
+  private release (): void {
+    const q = this.unsynced
+    let i = 0
+    while (i < q.length && q[i]!.seq <= this.synced) q[i++]!.cb(undefined)
+    if (i === q.length) this.unsynced = []
+    else if (i > 0) this.unsynced = q.slice(i)
+  }
+
+  /** A commit or fsync failed: the in-memory state can no longer be trusted. */
+  private fail (he: HissError, waiters: DurableCallback[]): void {
+    this.failed = he
+    for (const cb of waiters) cb(he)
+    // Changes gathered during a failed fsync: never committed, never acknowledged.
+    const open = this.batch
+    if (open !== undefined) {
+      this.batch = undefined
+      try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
+      for (const cb of open.waiters) cb(he)
+    }
+    for (const u of this.unsynced) u.cb(he)
+    this.unsynced = []
+    this.onFatal(he)
   }
 
   close (): void {
     if (!this.db.open) return
     this.flush()
+    const fd = this.walFd
+    if (fd !== undefined) {
+      this.walFd = undefined
+      if (this.failed === undefined && this.synced < this.committed) {
+        try {
+          fdatasyncSync(fd)
+          this.synced = this.committed
+          this.release()
+        } catch (err) {
+          this.fail(fromNodeError(err, 'syncing the namespace'), [])
+        }
+      }
+      // An fsync still running on the thread pool uses the fd: it closes it when done.
+      if (this.syncing) this.closeFdAfterSync = true
+      else closeSync(fd)
+    }
     this.db.close()
   }
 
