@@ -47,6 +47,12 @@ export interface StoredBlock extends BlockRef { ino: number, replication: number
 
 type Counter = 'next_ino' | 'next_block' | 'next_gen'
 
+/** Inode rows cached by default (a few hundred bytes each). */
+export const DEFAULT_CACHE_ROWS = 65536
+
+/** A name never holds '/', so this key is unambiguous. */
+function dentryKey (parent: number, name: string): string { return `${parent}/${name}` }
+
 /** How many ids a counter write reserves (see next()). */
 export const COUNTER_RESERVE = 1024
 
@@ -95,6 +101,8 @@ export interface StoreOptions {
    * NameNode does when it cannot sync its edit log) and restart from the disk state.
    */
   onFatal?: (err: HissError) => void
+  /** How many inode rows the cache keeps (default DEFAULT_CACHE_ROWS). */
+  cacheRows?: number
   /** The WAL fsync (tests inject a slow or failing one); fs.fdatasync by default. */
   fdatasync?: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void
 }
@@ -132,6 +140,10 @@ export class NamespaceStore {
   /** Set when a group commit failed: the in-memory state can no longer be trusted. */
   private failed: HissError | undefined
   private readonly onFatal: (err: HissError) => void
+  private readonly cacheMax: number
+  private readonly rows = new Map<number, InodeRow>()
+  private readonly names = new Map<string, number>()
+  private readonly subdirs = new Map<number, number>()
 
   constructor (rootDir: string, opts: StoreOptions) {
     let walFd: number | undefined
@@ -166,6 +178,7 @@ export class NamespaceStore {
     this.runTx = this.db.transaction((fn: () => unknown) => fn())
     this.onFatal = opts.onFatal ?? (() => {})
     this.fdatasync = opts.fdatasync ?? fdatasync
+    this.cacheMax = Math.max(1, opts.cacheRows ?? DEFAULT_CACHE_ROWS)
     try {
       this.init(opts)
     } catch (err) {
@@ -243,7 +256,8 @@ export class NamespaceStore {
     try {
       return this.runTx(fn) as T
     } catch (err) {
-      // The in-memory counter cache must roll back with the database.
+      // The in-memory counter and inode caches must roll back with the database.
+      this.clearCache()
       for (const [k, v] of before) this.counters.set(k, v)
       for (const [k, v] of beforeCeilings) this.ceilings.set(k, v)
       // SQLite's own failures (a full disk: SQLITE_FULL) keep their meaning; anything
@@ -359,6 +373,7 @@ export class NamespaceStore {
   /** A commit or fsync failed: the in-memory state can no longer be trusted. */
   private fail (he: HissError, waiters: DurableCallback[]): void {
     this.failed = he
+    this.clearCache()
     for (const cb of waiters) cb(he)
     // Changes gathered during a failed fsync: never committed, never acknowledged.
     const open = this.batch
@@ -417,30 +432,133 @@ export class NamespaceStore {
     return { id: this.next('next_block'), gen: this.next('next_gen') }
   }
 
-  get (ino: number): InodeRow | undefined { return this.st.getIno.get(ino) }
-  lookup (parent: number, name: string): InodeRow | undefined { return this.st.lookup.get(parent, name) }
+  // --- inode cache -------------------------------------------------------
+  // A bounded write-through cache of inode rows, of (parent, name) -> ino and of each
+  // directory's subdirectory count, so path resolution and stat mostly skip SQLite.
+  // Only the methods below change the inodes table, and each updates the cache with
+  // exactly what it wrote; a rolled-back transaction (or a failed commit) empties the
+  // cache, as the rows it may hold were never committed. Cached rows are frozen: a
+  // caller changing one in place would otherwise change the cache.
+
+  private remember (row: InodeRow): InodeRow {
+    if (this.rows.size >= this.cacheMax) this.evict()
+    Object.freeze(row)
+    this.rows.set(row.ino, row)
+    this.names.set(dentryKey(row.parent, row.name), row.ino)
+    return row
+  }
+
+  /** Drop the oldest eighth of the cache (insertion order). */
+  private evict (): void {
+    let n = Math.max(1, this.cacheMax >> 3)
+    for (const row of this.rows.values()) {
+      if (n-- <= 0) break
+      this.rows.delete(row.ino)
+      this.names.delete(dentryKey(row.parent, row.name))
+    }
+    if (this.subdirs.size >= this.cacheMax) this.subdirs.clear()
+  }
+
+  private forget (ino: number): void {
+    const row = this.rows.get(ino)
+    if (row === undefined) return
+    this.rows.delete(ino)
+    this.names.delete(dentryKey(row.parent, row.name))
+  }
+
+  /** Replace a cached row's fields with what was just written to the table. */
+  private patch (ino: number, fields: Partial<InodeRow>): void {
+    const row = this.rows.get(ino)
+    if (row !== undefined) this.rows.set(ino, Object.freeze({ ...row, ...fields }))
+  }
+
+  private clearCache (): void {
+    this.rows.clear()
+    this.names.clear()
+    this.subdirs.clear()
+  }
+
+  /** How many inode rows the cache holds (tests). */
+  get cachedRows (): number { return this.rows.size }
+
+  get (ino: number): InodeRow | undefined {
+    const hit = this.rows.get(ino)
+    if (hit !== undefined) return hit
+    const row = this.st.getIno.get(ino)
+    return row === undefined ? undefined : this.remember(row)
+  }
+
+  lookup (parent: number, name: string): InodeRow | undefined {
+    const ino = this.names.get(dentryKey(parent, name))
+    if (ino !== undefined) {
+      const hit = this.rows.get(ino)
+      if (hit !== undefined) return hit
+    }
+    const row = this.st.lookup.get(parent, name)
+    return row === undefined ? undefined : this.remember(row)
+  }
+
   children (parent: number): InodeRow[] { return this.st.children.all(parent) }
   hasChildren (parent: number): boolean { return this.st.anyChild.get(parent) !== undefined }
-  subdirCount (parent: number): number { return this.st.subdirs.get(parent)?.n ?? 0 }
+
+  subdirCount (parent: number): number {
+    const hit = this.subdirs.get(parent)
+    if (hit !== undefined) return hit
+    const n = this.st.subdirs.get(parent)?.n ?? 0
+    if (this.subdirs.size >= this.cacheMax) this.subdirs.clear()
+    this.subdirs.set(parent, n)
+    return n
+  }
 
   insert (row: NewInode): InodeRow {
     const ino = this.next('next_ino')
     this.st.insert.run(ino, row.parent, row.name, row.type, row.mode, row.uid, row.gid, row.size, row.atime, row.mtime, row.ctime, row.replication, row.block_size, row.target)
-    return { ino, ...row }
+    if (row.type === 'dir') this.subdirs.delete(row.parent)
+    return this.remember({ ino, ...row })
   }
 
   /** Remove one inode and its block list; returns the blocks it referenced. */
   remove (ino: number): BlockRef[] {
+    const row = this.get(ino)
     const blocks = this.st.blocksOf.all(ino)
     this.st.delBlocks.run(ino)
     this.st.del.run(ino)
+    this.forget(ino)
+    if (row?.type === 'dir') {
+      this.subdirs.delete(row.parent)
+      this.subdirs.delete(ino)
+    }
     return blocks
   }
 
-  move (ino: number, parent: number, name: string, ctime: string): void { this.st.move.run(parent, name, ctime, ino) }
-  setAttrs (r: InodeRow): void { this.st.setAttrs.run(r.mode, r.uid, r.gid, r.atime, r.mtime, r.ctime, r.ino) }
-  touchDir (ino: number, now: string): void { this.st.touchDir.run(now, now, ino) }
-  setReplication (ino: number, replication: number, ctime: string): void { this.st.setRep.run(replication, ctime, ino) }
+  move (ino: number, parent: number, name: string, ctime: string): void {
+    const row = this.get(ino)
+    this.st.move.run(parent, name, ctime, ino)
+    this.forget(ino)
+    if (row !== undefined) {
+      this.remember({ ...row, parent, name, ctime })
+      if (row.type === 'dir') {
+        this.subdirs.delete(row.parent)
+        this.subdirs.delete(parent)
+      }
+    }
+  }
+
+  setAttrs (r: InodeRow): void {
+    this.st.setAttrs.run(r.mode, r.uid, r.gid, r.atime, r.mtime, r.ctime, r.ino)
+    this.patch(r.ino, { mode: r.mode, uid: r.uid, gid: r.gid, atime: r.atime, mtime: r.mtime, ctime: r.ctime })
+  }
+
+  touchDir (ino: number, now: string): void {
+    this.st.touchDir.run(now, now, ino)
+    this.patch(ino, { mtime: now, ctime: now })
+  }
+
+  setReplication (ino: number, replication: number, ctime: string): void {
+    this.st.setRep.run(replication, ctime, ino)
+    this.patch(ino, { replication, ctime })
+  }
+
   blocksOf (ino: number): BlockRef[] { return this.st.blocksOf.all(ino) }
 
   /** Replace a file's block list and size. */
@@ -448,6 +566,7 @@ export class NamespaceStore {
     this.st.delBlocks.run(ino)
     blocks.forEach((b, idx) => { this.st.addBlock.run(ino, idx, b.id, b.gen, b.length) })
     this.st.setContent.run(size, mtime, ctime, ino)
+    this.patch(ino, { size, mtime, ctime })
   }
 
   allBlocks (): IterableIterator<StoredBlock> { return this.st.allBlocks.iterate() }
