@@ -117,14 +117,14 @@ function isSqliteError (err: unknown): boolean {
 
 export class NamespaceStore {
   private readonly db: Database.Database
-  private readonly counters = new Map<Counter, number>()
+  private readonly counters: Record<Counter, number> = { next_ino: 0, next_block: 0, next_gen: 0 }
   /** Per counter, the value on disk: every value below it may have been handed out. */
-  private readonly ceilings = new Map<Counter, number>()
+  private readonly ceilings: Record<Counter, number> = { next_ino: 0, next_block: 0, next_gen: 0 }
   private readonly st: ReturnType<NamespaceStore['prepare']>
   /** Runs a function as a (nested: SAVEPOINT) transaction; built once, not per call. */
   private readonly runTx: (fn: () => unknown) => unknown
   /** The open group-commit batch: counters at its start and the replies waiting on it. */
-  private batch: { counters: Map<Counter, number>, ceilings: Map<Counter, number>, waiters: DurableCallback[] } | undefined
+  private batch: { counters: Record<Counter, number>, ceilings: Record<Counter, number>, waiters: DurableCallback[] } | undefined
   /** sync=full: the WAL, opened for our own fdatasync; undefined under sync=normal. */
   private walFd: number | undefined
   private readonly fdatasync: NonNullable<StoreOptions['fdatasync']>
@@ -238,8 +238,8 @@ export class NamespaceStore {
       for (const name of Object.keys(defaults) as Counter[]) {
         const row = this.st.getCounter.get(name)
         if (row === undefined) this.st.setCounter.run(name, defaults[name])
-        this.counters.set(name, row?.value ?? defaults[name])
-        this.ceilings.set(name, row?.value ?? defaults[name])
+        this.counters[name] = row?.value ?? defaults[name]
+        this.ceilings[name] = row?.value ?? defaults[name]
       }
       if (this.st.getIno.get(ROOT_INO) === undefined) {
         this.st.insert.run(ROOT_INO, 0, '', 'dir', 0o755, 0, 0, 0, opts.nowNs, opts.nowNs, opts.nowNs, opts.defaultReplication, opts.defaultBlockSize, null)
@@ -251,15 +251,15 @@ export class NamespaceStore {
   transaction<T> (fn: () => T): T {
     if (this.failed !== undefined) throw this.failed
     if (this.batch === undefined) this.beginBatch()
-    const before = new Map(this.counters)
-    const beforeCeilings = new Map(this.ceilings)
+    const before = { ...this.counters }
+    const beforeCeilings = { ...this.ceilings }
     try {
       return this.runTx(fn) as T
     } catch (err) {
       // The in-memory counter and inode caches must roll back with the database.
       this.clearCache()
-      for (const [k, v] of before) this.counters.set(k, v)
-      for (const [k, v] of beforeCeilings) this.ceilings.set(k, v)
+      Object.assign(this.counters, before)
+      Object.assign(this.ceilings, beforeCeilings)
       // SQLite's own failures (a full disk: SQLITE_FULL) keep their meaning; anything
       // else is a HissError of the namespace logic or a bug, and passes unchanged.
       throw isSqliteError(err) ? fromNodeError(err, 'namespace store') : err
@@ -268,7 +268,7 @@ export class NamespaceStore {
 
   private beginBatch (): void {
     this.st.begin.run()
-    this.batch = { counters: new Map(this.counters), ceilings: new Map(this.ceilings), waiters: [] }
+    this.batch = { counters: { ...this.counters }, ceilings: { ...this.ceilings }, waiters: [] }
     // setImmediate, not a Clock timer: this is "after the current I/O turn", not a delay,
     // and must run under a ManualClock too.
     if (!this.flushScheduled) {
@@ -322,8 +322,8 @@ export class NamespaceStore {
       this.st.commit.run()
     } catch (err) {
       try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
-      for (const [k, v] of b.counters) this.counters.set(k, v)
-      for (const [k, v] of b.ceilings) this.ceilings.set(k, v)
+      Object.assign(this.counters, b.counters)
+      Object.assign(this.ceilings, b.ceilings)
       this.fail(fromNodeError(err, 'committing the namespace'), b.waiters)
       return
     }
@@ -417,13 +417,13 @@ export class NamespaceStore {
    * never reused. Callers wrap this in a transaction.
    */
   private next (name: Counter): number {
-    const v = this.counters.get(name)!
-    const ceiling = this.ceilings.get(name)!
+    const v = this.counters[name]
+    const ceiling = this.ceilings[name]
     if (v + 1 > ceiling) {
       this.st.setCounter.run(name, v + COUNTER_RESERVE)
-      this.ceilings.set(name, v + COUNTER_RESERVE)
+      this.ceilings[name] = v + COUNTER_RESERVE
     }
-    this.counters.set(name, v + 1)
+    this.counters[name] = v + 1
     return v
   }
 

@@ -104,3 +104,23 @@ t.test('the fast dispatch answers as the Router does', async t => {
   }
   t.equal(fast.count, before, 'the unusual requests were left to the Router')
 })
+
+t.test('requests and responses are born with the app prototypes (Express re-parents nothing)', async t => {
+  const a = createJsonApp()
+  const seen: boolean[] = []
+  const server = await listen(a, { host: '127.0.0.1', port: 0 })
+  t.teardown(() => server.close())
+  // Runs before Express's app.handle: what Node built, before any Object.setPrototypeOf.
+  server.server.prependListener('request', (req, res) => {
+    seen.push(Object.getPrototypeOf(req) === a.request && Object.getPrototypeOf(res) === a.response)
+  })
+  a.get('/x', (req, res) => { res.json({ q: req.query, h: req.get('x-test') ?? null, ip: req.ip !== undefined }) })
+  a.use(notFoundHandler)
+  a.use(errorMiddleware(silentLogger))
+  const r = await send(server, { name: 'x', method: 'GET', path: '/x?a=1', headers: { 'x-test': 'yes' } })
+  t.equal(r.status, 200)
+  t.same(JSON.parse(r.body), { q: { a: '1' }, h: 'yes', ip: true }, 'Express request and response features work')
+  const miss = await send(server, { name: 'miss', method: 'GET', path: '/nothing' })
+  t.equal(miss.status, 404)
+  t.same(seen, [true, true], 'every req and res had the app prototypes from the start')
+})
