@@ -1,43 +1,52 @@
 // The NameServer process role: opens the namespace, serves the HTTP API and owns the
 // periodic loops (liveness, leases, replication, safe mode). start() and close() are
 // idempotent.
-import type { Express } from 'express'
+import type { ServerResponse } from 'node:http'
+import type { Express, Response } from 'express'
 import { SystemClock, type Clock } from '../common/clock.js'
 import { splitHostPort, type HissConfig } from '../common/config.js'
 import { HissError, fromNodeError } from '../common/errors.js'
-import { createJsonApp, errorMiddleware, listen, notFoundHandler, type RunningServer } from '../common/http-server.js'
+import { createJsonApp, errorMiddleware, fastJsonDispatch, listen, notFoundHandler, sendJson, type JsonReplier, type RunningServer } from '../common/http-server.js'
 import { createLogger, type Logger } from '../common/log.js'
 import { NameServerCore } from './core.js'
 import { adminRouter } from './routes-admin.js'
 import { dsRouter } from './routes-ds.js'
-import { nsRouter } from './routes-ns.js'
+import { NS_MOUNT, nsRouter, nsRoutes } from './routes-ns.js'
 
 export function createNameServerApp (core: NameServerCore, log: Logger): Express {
   const app = createJsonApp()
-  // Group commit: a reply (success or error) made while a namespace batch is open goes
-  // out only once that batch is on disk, so no mutation is acknowledged before it is
-  // durable and no reply shows state that a crash could still take back.
-  app.use((_req, res, next) => {
-    const send = res.json.bind(res)
-    res.json = (body: unknown) => {
-      const durable = core.store.whenDurable()
-      if (durable === undefined) return send(body)
-      // Never throw from here (it would be an unhandled rejection): a reply that went
-      // out some other way in the meantime wins.
-      durable.then(() => {
-        if (!res.headersSent) send(body)
-      }, (err: unknown) => {
+  const store = core.store
+  // Group commit: a reply (success or error) made while namespace changes are not yet
+  // on disk goes out only once they are, so no mutation is acknowledged before it is
+  // durable and no reply shows state that a crash could still take back. Installed once
+  // on this app's response prototype (res.json of every route and of the error
+  // middleware) and in the fast dispatch's replier: no per-request closures.
+  const expressJson = app.response.json
+  const holdUntilDurable = (res: ServerResponse, send: () => void): void => {
+    const pending = store.afterDurable(err => {
+      // Never throw from here: a reply that went out some other way in the meantime
+      // wins, and a failure to answer ends the connection.
+      try {
         if (res.headersSent) return
-        const he = err as HissError
-        res.status(he.http ?? 500)
-        send(typeof he.toJSON === 'function' ? he.toJSON() : { code: 'INTERNAL' })
-      }).catch(() => { res.destroy() })
-      return res
-    }
-    next()
-  })
+        if (err !== undefined) sendJson(res, err.http, err.toJSON())
+        else send()
+      } catch {
+        res.destroy()
+      }
+    })
+    if (!pending) send()
+  }
+  app.response.json = function json (this: Response, body: unknown): Response {
+    holdUntilDurable(this, () => { expressJson.call(this, body) })
+    return this
+  }
+  const reply: JsonReplier = (res, body) => {
+    holdUntilDurable(res, () => { sendJson(res, 200, body) })
+  }
+  const routes = nsRoutes(core)
+  app.use(fastJsonDispatch(NS_MOUNT, routes, reply))
   app.get('/v1/ping', (_req, res) => { res.json(core.ping()) })
-  app.use('/v1/ns', nsRouter(core))
+  app.use(NS_MOUNT, nsRouter(core, routes))
   app.use('/v1/ds', dsRouter(core))
   app.use('/v1/admin', adminRouter(core))
   app.use(notFoundHandler)

@@ -1,13 +1,20 @@
 // The durable namespace: inodes, each file's block list and the id counters, in SQLite
 // (WAL). Every mutation the NameServer acknowledges runs inside one transaction of this
-// store, so it is on disk (synchronous=FULL fsyncs the WAL on commit) before the reply.
-// Group commit: mutations made in the same event-loop turn share one SQLite transaction
-// (each is its own SAVEPOINT, so a failing one rolls back alone) and one fsync, done in
-// a setImmediate after the turn. Replies wait for that commit (whenDurable), so nothing
-// is acknowledged before it is on disk, while concurrent clients share the fsync cost.
+// store, so it is on disk before the reply.
+// Group commit: mutations made while no fsync is running share one SQLite transaction
+// (each is its own SAVEPOINT, so a failing one rolls back alone); the transaction is
+// committed after the current event-loop turn (setImmediate), or, when an fsync is
+// still running then, as soon as it ends. Durability under sync=full: SQLite runs with
+// synchronous=NORMAL (commits are written to the WAL but not fsync'd; checkpoints still
+// fsync the WAL before copying it back and the database after, and the WAL header when
+// the WAL is reused, so the files stay consistent), and the store itself fdatasyncs the
+// WAL after each commit on libuv's thread pool, off the event loop: the equivalent of
+// synchronous=FULL, but the event loop keeps serving requests (whose own commit then
+// shares the next fsync) while the disk syncs. Replies wait for the fsync covering every
+// change they could show (whenDurable), so nothing is acknowledged before it is on disk.
 // Startup work here is synchronous, as is every call: better-sqlite3 is synchronous and
 // the NameServer's state changes are meant to be atomic with respect to the event loop.
-import { mkdirSync } from 'node:fs'
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { BlockRef, FileType } from '../common/protocol.js'
@@ -42,6 +49,12 @@ export interface StoredBlock extends BlockRef { ino: number, replication: number
 export interface BlockUpdateRow { id: number, base: number, first: number, last: number }
 
 type Counter = 'next_ino' | 'next_block' | 'next_gen'
+
+/** Inode rows cached by default (a few hundred bytes each). */
+export const DEFAULT_CACHE_ROWS = 65536
+
+/** A name never holds '/', so this key is unambiguous. */
+function dentryKey (parent: number, name: string): string { return `${parent}/${name}` }
 
 /** How many ids a counter write reserves (see next()). */
 export const COUNTER_RESERVE = 1024
@@ -97,7 +110,14 @@ export interface StoreOptions {
    * NameNode does when it cannot sync its edit log) and restart from the disk state.
    */
   onFatal?: (err: HissError) => void
+  /** How many inode rows the cache keeps (default DEFAULT_CACHE_ROWS). */
+  cacheRows?: number
+  /** The WAL fsync (tests inject a slow or failing one); fs.fdatasync by default. */
+  fdatasync?: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void
 }
+
+/** Called once the changes it waits for are durable (err undefined) or lost (err set). */
+export type DurableCallback = (err: HissError | undefined) => void
 
 function isSqliteError (err: unknown): boolean {
   const code = (err as { code?: unknown })?.code
@@ -106,19 +126,36 @@ function isSqliteError (err: unknown): boolean {
 
 export class NamespaceStore {
   private readonly db: Database.Database
-  private readonly counters = new Map<Counter, number>()
+  private readonly counters: Record<Counter, number> = { next_ino: 0, next_block: 0, next_gen: 0 }
   /** Per counter, the value on disk: every value below it may have been handed out. */
-  private readonly ceilings = new Map<Counter, number>()
+  private readonly ceilings: Record<Counter, number> = { next_ino: 0, next_block: 0, next_gen: 0 }
   private readonly st: ReturnType<NamespaceStore['prepare']>
   /** Runs a function as a (nested: SAVEPOINT) transaction; built once, not per call. */
   private readonly runTx: (fn: () => unknown) => unknown
   /** The open group-commit batch: counters at its start and the replies waiting on it. */
-  private batch: { counters: Map<Counter, number>, ceilings: Map<Counter, number>, waiters: Array<{ resolve: () => void, reject: (e: unknown) => void }> } | undefined
+  private batch: { counters: Record<Counter, number>, ceilings: Record<Counter, number>, waiters: DurableCallback[] } | undefined
+  /** sync=full: the WAL, opened for our own fdatasync; undefined under sync=normal. */
+  private walFd: number | undefined
+  private readonly fdatasync: NonNullable<StoreOptions['fdatasync']>
+  /** Commits made, and how many of them a finished fsync covers. */
+  private committed = 0
+  private synced = 0
+  private syncing = false
+  /** Set by close() while an fsync runs: its callback closes the WAL fd. */
+  private closeFdAfterSync = false
+  private flushScheduled = false
+  /** Replies waiting for an fsync, in commit order, each with the commit it needs. */
+  private unsynced: Array<{ seq: number, cb: DurableCallback }> = []
   /** Set when a group commit failed: the in-memory state can no longer be trusted. */
   private failed: HissError | undefined
   private readonly onFatal: (err: HissError) => void
+  private readonly cacheMax: number
+  private readonly rows = new Map<number, InodeRow>()
+  private readonly names = new Map<string, number>()
+  private readonly subdirs = new Map<number, number>()
 
   constructor (rootDir: string, opts: StoreOptions) {
+    let walFd: number | undefined
     try {
       mkdirSync(rootDir, { recursive: true })
       // A second NameServer on the same directory should fail fast, not wait 5 s for the lock.
@@ -128,13 +165,19 @@ export class NamespaceStore {
     }
     try {
       this.db.pragma('journal_mode = WAL')
-      this.db.pragma(`synchronous = ${opts.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+      // NORMAL in both modes: under sync=full the store fdatasyncs the WAL itself after
+      // each commit, before any reply (see the top of this file).
+      this.db.pragma('synchronous = NORMAL')
       // One NameServer per directory: a second process must fail, not share the counters.
       this.db.pragma('locking_mode = EXCLUSIVE')
       this.db.pragma('foreign_keys = OFF')
       this.db.exec('BEGIN EXCLUSIVE; COMMIT')
       this.db.exec(SCHEMA)
+      // The WAL exists from the first transaction on and, with the exclusive lock, stays
+      // the same file until close (SQLite reuses it from its start after a checkpoint).
+      if (opts.sync === 'full') walFd = openSync(join(rootDir, `${DB_FILE}-wal`), 'r+')
     } catch (err) {
+      if (walFd !== undefined) closeSync(walFd)
       this.db.close()
       const code = (err as { code?: string }).code
       if (code === 'SQLITE_BUSY') throw new HissError('CONFIG', `namespace in ${rootDir} is in use by another NameServer`)
@@ -143,8 +186,29 @@ export class NamespaceStore {
     this.st = this.prepare()
     this.runTx = this.db.transaction((fn: () => unknown) => fn())
     this.onFatal = opts.onFatal ?? (() => {})
-    this.init(opts)
+    this.fdatasync = opts.fdatasync ?? fdatasync
+    this.cacheMax = Math.max(1, opts.cacheRows ?? DEFAULT_CACHE_ROWS)
+    try {
+      this.init(opts)
+    } catch (err) {
+      if (walFd !== undefined) closeSync(walFd)
+      throw err
+    }
     this.flush()
+    if (walFd !== undefined) {
+      // Startup: the schema, root and counters, and the WAL's directory entry, on disk.
+      try {
+        fdatasyncSync(walFd)
+        const dirFd = openSync(rootDir, 'r')
+        try { fsyncSync(dirFd) } finally { closeSync(dirFd) }
+      } catch (err) {
+        closeSync(walFd)
+        this.db.close()
+        throw fromNodeError(err, `syncing the namespace in ${rootDir}`)
+      }
+      this.walFd = walFd
+    }
+    this.synced = this.committed
   }
 
   private prepare () {
@@ -189,8 +253,8 @@ export class NamespaceStore {
       for (const name of Object.keys(defaults) as Counter[]) {
         const row = this.st.getCounter.get(name)
         if (row === undefined) this.st.setCounter.run(name, defaults[name])
-        this.counters.set(name, row?.value ?? defaults[name])
-        this.ceilings.set(name, row?.value ?? defaults[name])
+        this.counters[name] = row?.value ?? defaults[name]
+        this.ceilings[name] = row?.value ?? defaults[name]
       }
       if (this.st.getIno.get(ROOT_INO) === undefined) {
         this.st.insert.run(ROOT_INO, 0, '', 'dir', 0o755, 0, 0, 0, opts.nowNs, opts.nowNs, opts.nowNs, opts.defaultReplication, opts.defaultBlockSize, null)
@@ -202,14 +266,15 @@ export class NamespaceStore {
   transaction<T> (fn: () => T): T {
     if (this.failed !== undefined) throw this.failed
     if (this.batch === undefined) this.beginBatch()
-    const before = new Map(this.counters)
-    const beforeCeilings = new Map(this.ceilings)
+    const before = { ...this.counters }
+    const beforeCeilings = { ...this.ceilings }
     try {
       return this.runTx(fn) as T
     } catch (err) {
-      // The in-memory counter cache must roll back with the database.
-      for (const [k, v] of before) this.counters.set(k, v)
-      for (const [k, v] of beforeCeilings) this.ceilings.set(k, v)
+      // The in-memory counter and inode caches must roll back with the database.
+      this.clearCache()
+      Object.assign(this.counters, before)
+      Object.assign(this.ceilings, beforeCeilings)
       // SQLite's own failures (a full disk: SQLITE_FULL) keep their meaning; anything
       // else is a HissError of the namespace logic or a bug, and passes unchanged.
       throw isSqliteError(err) ? fromNodeError(err, 'namespace store') : err
@@ -218,23 +283,52 @@ export class NamespaceStore {
 
   private beginBatch (): void {
     this.st.begin.run()
-    this.batch = { counters: new Map(this.counters), ceilings: new Map(this.ceilings), waiters: [] }
+    this.batch = { counters: { ...this.counters }, ceilings: { ...this.ceilings }, waiters: [] }
     // setImmediate, not a Clock timer: this is "after the current I/O turn", not a delay,
     // and must run under a ManualClock too.
-    setImmediate(() => { this.flush() })
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.onTurnEnd)
+    }
+  }
+
+  /** After the turn: commit, unless an fsync runs (its end commits what gathered meanwhile). */
+  private readonly onTurnEnd = (): void => {
+    this.flushScheduled = false
+    if (!this.syncing) this.flush()
   }
 
   /**
-   * Undefined when every change is on disk; otherwise a promise that settles when the
-   * open batch has been committed (rejects if that commit failed).
+   * Undefined when every change is on disk; otherwise a promise that settles when all
+   * changes made so far are (rejects if their commit or fsync failed).
    */
   whenDurable (): Promise<void> | undefined {
-    const b = this.batch
-    if (b === undefined) return this.failed === undefined ? undefined : Promise.reject(this.failed)
-    return new Promise((resolve, reject) => { b.waiters.push({ resolve, reject }) })
+    if (this.failed !== undefined) return Promise.reject(this.failed)
+    if (this.batch === undefined && this.synced >= this.committed) return undefined
+    return new Promise((resolve, reject) => {
+      this.afterDurable(err => { if (err === undefined) resolve(); else reject(err) })
+    })
   }
 
-  /** Commit the open batch (one fsync for all of it) and release the replies waiting on it. */
+  /**
+   * The callback form of whenDurable, without a promise per reply: false when every
+   * change is already on disk (cb is not called); otherwise true, and cb is called once
+   * all changes made so far are durable, or with the error that lost them.
+   */
+  afterDurable (cb: DurableCallback): boolean {
+    const failed = this.failed
+    if (failed !== undefined) {
+      queueMicrotask(() => { cb(failed) })
+      return true
+    }
+    const b = this.batch
+    if (b !== undefined) b.waiters.push(cb)
+    else if (this.synced < this.committed) this.unsynced.push({ seq: this.committed, cb })
+    else return false
+    return true
+  }
+
+  /** Commit the open batch and start its fsync (sync=full), or release its replies (normal). */
   flush (): void {
     const b = this.batch
     if (b === undefined) return
@@ -243,20 +337,90 @@ export class NamespaceStore {
       this.st.commit.run()
     } catch (err) {
       try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
-      for (const [k, v] of b.counters) this.counters.set(k, v)
-      for (const [k, v] of b.ceilings) this.ceilings.set(k, v)
-      const he = fromNodeError(err, 'committing the namespace')
-      this.failed = he
-      for (const w of b.waiters) w.reject(he)
-      this.onFatal(he)
+      Object.assign(this.counters, b.counters)
+      Object.assign(this.ceilings, b.ceilings)
+      this.fail(fromNodeError(err, 'committing the namespace'), b.waiters)
       return
     }
-    for (const w of b.waiters) w.resolve()
+    const seq = ++this.committed
+    if (this.walFd === undefined) {
+      this.synced = seq
+      for (const cb of b.waiters) cb(undefined)
+      return
+    }
+    for (const cb of b.waiters) this.unsynced.push({ seq, cb })
+    this.startSync()
+  }
+
+  private startSync (): void {
+    const fd = this.walFd
+    if (this.syncing || fd === undefined || this.synced >= this.committed || this.failed !== undefined) return
+    const target = this.committed
+    this.syncing = true
+    this.fdatasync(fd, err => {
+      this.syncing = false
+      if (this.closeFdAfterSync) {
+        this.closeFdAfterSync = false
+        closeSync(fd)
+        return
+      }
+      if (err !== null) {
+        this.fail(fromNodeError(err, 'syncing the namespace'), [])
+        return
+      }
+      if (target > this.synced) this.synced = target
+      this.release()
+      // What gathered during this fsync: commit it now, and sync it.
+      if (this.batch !== undefined) this.flush()
+      else this.startSync()
+    })
+  }
+
+  /** Resolve the replies whose commit a finished fsync covers. */
+  private release (): void {
+    const q = this.unsynced
+    let i = 0
+    while (i < q.length && q[i]!.seq <= this.synced) q[i++]!.cb(undefined)
+    if (i === q.length) this.unsynced = []
+    else if (i > 0) this.unsynced = q.slice(i)
+  }
+
+  /** A commit or fsync failed: the in-memory state can no longer be trusted. */
+  private fail (he: HissError, waiters: DurableCallback[]): void {
+    this.failed = he
+    this.clearCache()
+    for (const cb of waiters) cb(he)
+    // Changes gathered during a failed fsync: never committed, never acknowledged.
+    const open = this.batch
+    if (open !== undefined) {
+      this.batch = undefined
+      try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
+      for (const cb of open.waiters) cb(he)
+    }
+    for (const u of this.unsynced) u.cb(he)
+    this.unsynced = []
+    this.onFatal(he)
   }
 
   close (): void {
     if (!this.db.open) return
     this.flush()
+    const fd = this.walFd
+    if (fd !== undefined) {
+      this.walFd = undefined
+      if (this.failed === undefined && this.synced < this.committed) {
+        try {
+          fdatasyncSync(fd)
+          this.synced = this.committed
+          this.release()
+        } catch (err) {
+          this.fail(fromNodeError(err, 'syncing the namespace'), [])
+        }
+      }
+      // An fsync still running on the thread pool uses the fd: it closes it when done.
+      if (this.syncing) this.closeFdAfterSync = true
+      else closeSync(fd)
+    }
     this.db.close()
   }
 
@@ -268,13 +432,13 @@ export class NamespaceStore {
    * never reused. Callers wrap this in a transaction.
    */
   private next (name: Counter): number {
-    const v = this.counters.get(name)!
-    const ceiling = this.ceilings.get(name)!
+    const v = this.counters[name]
+    const ceiling = this.ceilings[name]
     if (v + 1 > ceiling) {
       this.st.setCounter.run(name, v + COUNTER_RESERVE)
-      this.ceilings.set(name, v + COUNTER_RESERVE)
+      this.ceilings[name] = v + COUNTER_RESERVE
     }
-    this.counters.set(name, v + 1)
+    this.counters[name] = v + 1
     return v
   }
 
@@ -298,33 +462,140 @@ export class NamespaceStore {
     const row = this.st.blockRow.get(id)
     if (row === undefined) return
     this.st.setBlockGen.run(gen, length, id)
-    if (length !== row.length) this.st.growSize.run(length - row.length, row.ino)
+    if (length === row.length) return
+    this.st.growSize.run(length - row.length, row.ino)
+    // Keep the inode cache in step with the size just written (a write-through cache).
+    const cached = this.rows.get(row.ino)
+    if (cached !== undefined) this.patch(row.ino, { size: cached.size + length - row.length })
   }
 
-  get (ino: number): InodeRow | undefined { return this.st.getIno.get(ino) }
-  lookup (parent: number, name: string): InodeRow | undefined { return this.st.lookup.get(parent, name) }
+  // --- inode cache -------------------------------------------------------
+  // A bounded write-through cache of inode rows, of (parent, name) -> ino and of each
+  // directory's subdirectory count, so path resolution and stat mostly skip SQLite.
+  // Only the methods below change the inodes table, and each updates the cache with
+  // exactly what it wrote; a rolled-back transaction (or a failed commit) empties the
+  // cache, as the rows it may hold were never committed. Cached rows are frozen: a
+  // caller changing one in place would otherwise change the cache.
+
+  private remember (row: InodeRow): InodeRow {
+    if (this.rows.size >= this.cacheMax) this.evict()
+    Object.freeze(row)
+    this.rows.set(row.ino, row)
+    this.names.set(dentryKey(row.parent, row.name), row.ino)
+    return row
+  }
+
+  /** Drop the oldest eighth of the cache (insertion order). */
+  private evict (): void {
+    let n = Math.max(1, this.cacheMax >> 3)
+    for (const row of this.rows.values()) {
+      if (n-- <= 0) break
+      this.rows.delete(row.ino)
+      this.names.delete(dentryKey(row.parent, row.name))
+    }
+    if (this.subdirs.size >= this.cacheMax) this.subdirs.clear()
+  }
+
+  private forget (ino: number): void {
+    const row = this.rows.get(ino)
+    if (row === undefined) return
+    this.rows.delete(ino)
+    this.names.delete(dentryKey(row.parent, row.name))
+  }
+
+  /** Replace a cached row's fields with what was just written to the table. */
+  private patch (ino: number, fields: Partial<InodeRow>): void {
+    const row = this.rows.get(ino)
+    if (row !== undefined) this.rows.set(ino, Object.freeze({ ...row, ...fields }))
+  }
+
+  private clearCache (): void {
+    this.rows.clear()
+    this.names.clear()
+    this.subdirs.clear()
+  }
+
+  /** How many inode rows the cache holds (tests). */
+  get cachedRows (): number { return this.rows.size }
+
+  get (ino: number): InodeRow | undefined {
+    const hit = this.rows.get(ino)
+    if (hit !== undefined) return hit
+    const row = this.st.getIno.get(ino)
+    return row === undefined ? undefined : this.remember(row)
+  }
+
+  lookup (parent: number, name: string): InodeRow | undefined {
+    const ino = this.names.get(dentryKey(parent, name))
+    if (ino !== undefined) {
+      const hit = this.rows.get(ino)
+      if (hit !== undefined) return hit
+    }
+    const row = this.st.lookup.get(parent, name)
+    return row === undefined ? undefined : this.remember(row)
+  }
+
   children (parent: number): InodeRow[] { return this.st.children.all(parent) }
   hasChildren (parent: number): boolean { return this.st.anyChild.get(parent) !== undefined }
-  subdirCount (parent: number): number { return this.st.subdirs.get(parent)?.n ?? 0 }
+
+  subdirCount (parent: number): number {
+    const hit = this.subdirs.get(parent)
+    if (hit !== undefined) return hit
+    const n = this.st.subdirs.get(parent)?.n ?? 0
+    if (this.subdirs.size >= this.cacheMax) this.subdirs.clear()
+    this.subdirs.set(parent, n)
+    return n
+  }
 
   insert (row: NewInode): InodeRow {
     const ino = this.next('next_ino')
     this.st.insert.run(ino, row.parent, row.name, row.type, row.mode, row.uid, row.gid, row.size, row.atime, row.mtime, row.ctime, row.replication, row.block_size, row.target)
-    return { ino, ...row }
+    if (row.type === 'dir') this.subdirs.delete(row.parent)
+    return this.remember({ ino, ...row })
   }
 
   /** Remove one inode and its block list; returns the blocks it referenced. */
   remove (ino: number): BlockRef[] {
+    const row = this.get(ino)
     const blocks = this.st.blocksOf.all(ino)
     this.st.delBlocks.run(ino)
     this.st.del.run(ino)
+    this.forget(ino)
+    if (row?.type === 'dir') {
+      this.subdirs.delete(row.parent)
+      this.subdirs.delete(ino)
+    }
     return blocks
   }
 
-  move (ino: number, parent: number, name: string, ctime: string): void { this.st.move.run(parent, name, ctime, ino) }
-  setAttrs (r: InodeRow): void { this.st.setAttrs.run(r.mode, r.uid, r.gid, r.atime, r.mtime, r.ctime, r.ino) }
-  touchDir (ino: number, now: string): void { this.st.touchDir.run(now, now, ino) }
-  setReplication (ino: number, replication: number, ctime: string): void { this.st.setRep.run(replication, ctime, ino) }
+  move (ino: number, parent: number, name: string, ctime: string): void {
+    const row = this.get(ino)
+    this.st.move.run(parent, name, ctime, ino)
+    this.forget(ino)
+    if (row !== undefined) {
+      this.remember({ ...row, parent, name, ctime })
+      if (row.type === 'dir') {
+        this.subdirs.delete(row.parent)
+        this.subdirs.delete(parent)
+      }
+    }
+  }
+
+  setAttrs (r: InodeRow): void {
+    this.st.setAttrs.run(r.mode, r.uid, r.gid, r.atime, r.mtime, r.ctime, r.ino)
+    this.patch(r.ino, { mode: r.mode, uid: r.uid, gid: r.gid, atime: r.atime, mtime: r.mtime, ctime: r.ctime })
+  }
+
+  touchDir (ino: number, now: string): void {
+    this.st.touchDir.run(now, now, ino)
+    this.patch(ino, { mtime: now, ctime: now })
+  }
+
+  setReplication (ino: number, replication: number, ctime: string): void {
+    this.st.setRep.run(replication, ctime, ino)
+    this.patch(ino, { replication, ctime })
+  }
+
   blocksOf (ino: number): BlockRef[] { return this.st.blocksOf.all(ino) }
 
   /** Replace a file's block list and size. */
@@ -332,6 +603,7 @@ export class NamespaceStore {
     this.st.delBlocks.run(ino)
     blocks.forEach((b, idx) => { this.st.addBlock.run(ino, idx, b.id, b.gen, b.length) })
     this.st.setContent.run(size, mtime, ctime, ino)
+    this.patch(ino, { size, mtime, ctime })
   }
 
   allBlocks (): IterableIterator<StoredBlock> { return this.st.allBlocks.iterate() }

@@ -107,3 +107,93 @@ t.test('a full disk under the namespace: ENOSPC, nothing acknowledged is lost', 
   await again.whenDurable()
   t.ok(again.lookup(ROOT_INO, 'after-restart'), 'and the namespace takes changes again')
 })
+
+t.test('sync=full: no change counts as durable before the WAL fsync that covers it', async t => {
+  const { fstatSync, statSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const dir = t.testdir()
+  const calls: Array<{ fd: number, done: (err: NodeJS.ErrnoException | null) => void }> = []
+  const store = new NamespaceStore(dir, { ...OPTS, fdatasync: (fd, done) => { calls.push({ fd, done }) } })
+  t.teardown(() => { store.close() })
+  t.equal(store.whenDurable(), undefined, 'startup state is synced (synchronously) before use')
+
+  store.transaction(() => store.insert(row('a')))
+  let aDurable = false
+  t.equal(store.afterDurable(err => { t.equal(err, undefined); aDurable = true }), true, 'a reply must wait')
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(calls.length, 1, 'the commit after the turn started one fsync')
+  t.equal(fstatSync(calls[0]!.fd).ino, statSync(join(dir, 'namespace.db-wal')).ino, 'of the WAL file')
+  t.notOk(aDurable, 'committed but not yet fsynced: still not durable')
+  t.ok(store.lookup(ROOT_INO, 'a'), 'the change is visible to later requests of this process')
+  t.ok(store.whenDurable() instanceof Promise, 'so a reply showing it waits too')
+
+  // Changes made while the fsync runs gather in the next batch.
+  store.transaction(() => store.insert(row('b')))
+  let bDurable = false
+  store.afterDurable(() => { bDurable = true })
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(calls.length, 1, 'one fsync at a time')
+  calls[0]!.done(null)
+  t.ok(aDurable, 'the fsync covering the first commit releases its reply')
+  t.notOk(bDurable, 'but not one made after that fsync started')
+  t.equal(calls.length, 2, 'what gathered meanwhile is committed and synced next')
+  calls[1]!.done(null)
+  t.ok(bDurable)
+  t.equal(store.whenDurable(), undefined, 'all durable')
+
+  // Many commits later (checkpoints included) the fd still names the WAL.
+  for (let i = 0; i < 3000; i++) {
+    store.transaction(() => store.insert(row(`many${i}-${'x'.repeat(100)}`)))
+    if (i % 100 === 0) {
+      await new Promise(resolve => setImmediate(resolve))
+      calls.at(-1)!.done(null)
+    }
+  }
+  await new Promise(resolve => setImmediate(resolve))
+  const last = calls.at(-1)!
+  t.equal(fstatSync(last.fd).ino, statSync(join(dir, 'namespace.db-wal')).ino, 'still the WAL after checkpoints')
+  last.done(null)
+  t.equal(store.whenDurable(), undefined)
+})
+
+t.test('sync=full: a failed WAL fsync fails every waiting reply and stops the store', async t => {
+  const dir = t.testdir()
+  let pending: ((err: NodeJS.ErrnoException | null) => void) | undefined
+  const fatal: unknown[] = []
+  const store = new NamespaceStore(dir, { ...OPTS, fdatasync: (_fd, done) => { pending = done }, onFatal: err => fatal.push(err) })
+  t.teardown(() => { try { store.close() } catch { /* failed store */ } })
+  store.transaction(() => store.insert(row('a')))
+  const a = store.whenDurable()!
+  await new Promise(resolve => setImmediate(resolve))
+  store.transaction(() => store.insert(row('b')))
+  const b = store.whenDurable()!
+  pending!(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))
+  await t.rejects(a, { code: 'EIO' }, 'the synced-but-failed commit is not acknowledged')
+  await t.rejects(b, { code: 'EIO' }, 'nor what gathered during the fsync')
+  t.equal(fatal.length, 1, 'the owner is told (the NameServer exits)')
+  t.throws(() => store.transaction(() => store.insert(row('c'))), { code: 'EIO' }, 'no further changes')
+  let called: unknown
+  t.equal(store.afterDurable(err => { called = err }), true)
+  await new Promise(resolve => setImmediate(resolve))
+  t.match(called, { code: 'EIO' }, 'later waiters hear of the failure too')
+})
+
+t.test('sync=full: close syncs what is still pending, even with an fsync in flight', async t => {
+  const dir = t.testdir()
+  let pending: ((err: NodeJS.ErrnoException | null) => void) | undefined
+  const store = new NamespaceStore(dir, { ...OPTS, fdatasync: (_fd, done) => { pending = done } })
+  store.transaction(() => store.insert(row('a')))
+  const a = store.whenDurable()!
+  await new Promise(resolve => setImmediate(resolve))
+  t.ok(pending, 'an fsync is in flight')
+  store.transaction(() => store.insert(row('b')))
+  const b = store.whenDurable()!
+  store.close()
+  await a
+  await b
+  pending!(null)
+  const again = new NamespaceStore(dir, OPTS)
+  t.teardown(() => { again.close() })
+  t.ok(again.lookup(ROOT_INO, 'a'))
+  t.ok(again.lookup(ROOT_INO, 'b'))
+})
