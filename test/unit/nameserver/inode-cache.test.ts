@@ -126,3 +126,22 @@ t.test('a large cache and an almost empty one agree on everything, step by step'
   t.teardown(() => { again.store.close() })
   t.same(snapshot(again.ns), before, 'after a restart the disk shows what the cache showed')
 })
+
+t.test('a patched block that grows its file: the cached stat follows the new size', async t => {
+  // setBlockGeneration writes the size with SQL of its own (size = size + delta); the
+  // cache must not keep showing the old size to stat.
+  const clock = new ManualClock()
+  const dir = t.testdir()
+  const { store, ns } = open(dir, undefined, clock)
+  const st = ns.create('/f', ROOT, 0o644, true)
+  store.transaction(() => { store.setContent(st.ino, [{ id: 77, gen: 1, length: 100 }], 100, '2', '2') })
+  t.equal(ns.stat('/f', ROOT).size, 100, 'stat before the patch (now cached)')
+  store.transaction(() => { store.setBlockGeneration(77, 2, 150) })
+  t.equal(ns.stat('/f', ROOT).size, 150, 'stat after the patch shows the grown size')
+  store.transaction(() => { store.setBlockGeneration(77, 3, 150) })
+  t.equal(ns.stat('/f', ROOT).size, 150, 'same length: same size')
+  store.close()
+  const again = open(dir, undefined, clock)
+  t.teardown(() => { again.store.close() })
+  t.equal(again.ns.stat('/f', ROOT).size, 150, 'and the table holds it after a restart')
+})
