@@ -109,7 +109,9 @@ export class HissFuseFs {
     let p = this.listings.get(dir)
     if (p === undefined) {
       p = this.listInto(dir).then(() => true, err => {
+        // Gone or no longer a directory: ask for the name itself, and not again.
         this.log.debug('re-listing failed', { dir, err })
+        this.dirs.forget(dir)
         return false
       }).finally(() => { this.listings.delete(dir) })
       this.listings.set(dir, p)
