@@ -84,17 +84,18 @@ export class SpoolFile {
     if (this.refs === 0 && this.discarded) this.close()
   }
 
+  /**
+   * Write `data` (the caller's: copied) at `pos` and wait until it is on the file. It goes
+   * through the queue so that a read started after this call, while the write is still
+   * in flight, waits for it: the upload reads the spool concurrently, and a direct write
+   * racing that read let an overwrite be sent with the old bytes.
+   */
   async write (data: Buffer, pos: number): Promise<void> {
+    if (data.length === 0) return
+    const own = Buffer.allocUnsafe(data.length)
+    data.copy(own)
+    await this.writeBehind(own, pos)
     await this.drain()
-    let off = 0
-    try {
-      while (off < data.length) {
-        const { bytesWritten } = await this.fh.write(data, off, data.length - off, pos + off)
-        off += bytesWritten
-      }
-    } catch (err) {
-      throw fromNodeError(err, 'spool write')
-    }
   }
 
   /**
