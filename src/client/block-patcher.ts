@@ -5,10 +5,11 @@
 import type { Readable } from 'node:stream'
 import { HissError } from '../common/errors.js'
 import {
-  HEADER_PATCH_RANGES, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, MAX_PATCH_RANGES,
+  HEADER_PATCH_RANGES, MAX_PATCH_RANGES,
   type LocatedBlock, type UpdateBlockReply, type WriteBlockReply,
 } from '../common/protocol.js'
-import { errorFromResponse, toHissError } from './http-errors.js'
+import { toHissError } from './http-errors.js'
+import { sendToPipeline } from './block-writer.js'
 import type { HttpClient } from './http.js'
 import type { NameServerClient } from './nameserver-client.js'
 
@@ -43,38 +44,12 @@ function checkPatch (block: { id: number, length: number }, p: BlockPatch, block
 
 /** One patch through one pipeline; resolves with the head DataServer's reply. */
 export async function sendPatch (http: HttpClient, up: UpdateBlockReply, p: BlockPatch, total: number): Promise<WriteBlockReply> {
-  const [first, ...rest] = up.targets
-  if (first === undefined) throw HissError.from('NO_DATASERVERS', 'the NameServer offered no replica to patch')
-  const headers: Record<string, string> = {
-    [HEADER_TOKEN]: up.token,
+  const headers = {
     [HEADER_PATCH_RANGES]: p.ranges.map(r => `${r.offset}+${r.length}`).join(','),
-    'content-type': 'application/octet-stream',
     'content-length': String(total),
   }
-  if (rest.length > 0) {
-    headers[HEADER_PIPELINE] = rest.map(t => t.address).join(',')
-    headers[HEADER_PIPELINE_IDS] = rest.map(t => t.id).join(',')
-  }
-  const url = http.url(first.address, `/v1/blocks/${up.block.id}/patch`, { gen: up.block.gen, length: p.length })
-  const body = p.body()
-  let res
-  try {
-    res = await http.got.post(url, { body, headers, responseType: 'text', timeout: http.streamTimeouts() })
-  } catch (err) {
-    throw toHissError(err, first.address)
-  } finally {
-    if (!Buffer.isBuffer(body) && !body.readableEnded) body.destroy()
-  }
-  if (res.statusCode < 200 || res.statusCode >= 300) throw errorFromResponse(res.statusCode, res.body)
-  let reply: WriteBlockReply
-  try {
-    reply = JSON.parse(res.body) as WriteBlockReply
-  } catch {
-    throw HissError.EIO(`malformed reply to a block patch from ${first.address}`)
-  }
-  if (reply.id !== up.block.id || reply.gen !== up.block.gen || !Array.isArray(reply.stored) || reply.length !== p.length) {
-    throw HissError.EIO(`DataServer ${first.address} acknowledged another patch`)
-  }
+  const reply = await sendToPipeline(http, 'post', up, up.block, `/v1/blocks/${up.block.id}/patch`, { length: p.length }, p.body(), headers, 'block patch')
+  if (reply.length !== p.length) throw HissError.EIO(`DataServer ${up.targets[0]!.address} acknowledged another patch`)
   return reply
 }
 

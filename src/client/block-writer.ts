@@ -15,25 +15,34 @@ import type { HttpClient } from './http.js'
  * first DataServer's reply; rejects with a HissError (connection trouble on the first
  * DataServer, or its error reply).
  */
-export async function sendBlock (http: HttpClient, alloc: AddBlockReply, body: Readable | Buffer, length?: number): Promise<WriteBlockReply> {
-  const [first, ...rest] = alloc.targets
-  if (first === undefined) throw HissError.from('NO_DATASERVERS', 'the NameServer offered no target for the block')
+/** Where a pipeline write goes: the DataServers (head first) and the token for them. */
+export interface PipelineTarget { targets: ReadonlyArray<{ address: string, id: string }>, token: string }
+
+/**
+ * Send `body` to the head of a DataServer pipeline (`method` + `path` on targets[0], the
+ * rest named in HEADER_PIPELINE) and return its parsed reply, checked to be about `block`.
+ * Shared by block writes and block patches: the transport, error mapping and reply
+ * checks are one piece. `what` names the operation in errors.
+ */
+export async function sendToPipeline (
+  http: HttpClient, method: 'put' | 'post', to: PipelineTarget, block: { id: number, gen: number },
+  path: string, query: Record<string, number>, body: Readable | Buffer, extraHeaders: Record<string, string>, what: string,
+): Promise<WriteBlockReply> {
+  const [first, ...rest] = to.targets
+  if (first === undefined) throw HissError.from('NO_DATASERVERS', `the NameServer offered no DataServer for the ${what}`)
   const headers: Record<string, string> = {
-    [HEADER_TOKEN]: alloc.token,
+    [HEADER_TOKEN]: to.token,
     'content-type': 'application/octet-stream',
+    ...extraHeaders,
   }
   if (rest.length > 0) {
     headers[HEADER_PIPELINE] = rest.map(t => t.address).join(',')
     headers[HEADER_PIPELINE_IDS] = rest.map(t => t.id).join(',')
   }
-  if (length !== undefined) {
-    headers[HEADER_BLOCK_LENGTH] = String(length)
-    if (!Buffer.isBuffer(body)) headers['content-length'] = String(length)
-  }
-  const url = http.url(first.address, `/v1/blocks/${alloc.block.id}`, { gen: alloc.block.gen })
+  const url = http.url(first.address, path, { gen: block.gen, ...query })
   let res
   try {
-    res = await http.got.put(url, { body, headers, responseType: 'text', timeout: http.streamTimeouts() })
+    res = await http.got[method](url, { body, headers, responseType: 'text', timeout: http.streamTimeouts() })
   } catch (err) {
     throw toHissError(err, first.address)
   } finally {
@@ -45,13 +54,28 @@ export async function sendBlock (http: HttpClient, alloc: AddBlockReply, body: R
   try {
     reply = JSON.parse(res.body) as WriteBlockReply
   } catch {
-    throw HissError.EIO(`malformed reply to a block write from ${first.address}`)
+    throw HissError.EIO(`malformed reply to a ${what} from ${first.address}`)
   }
-  if (reply.id !== alloc.block.id || reply.gen !== alloc.block.gen || !Array.isArray(reply.stored)) {
-    throw HissError.EIO(`DataServer ${first.address} acknowledged another block`)
+  if (reply.id !== block.id || reply.gen !== block.gen || !Array.isArray(reply.stored)) {
+    throw HissError.EIO(`DataServer ${first.address} acknowledged another ${what}`)
   }
+  return reply
+}
+
+/**
+ * Send `body` as block `alloc.block` to the pipeline `alloc.targets`. Resolves with the
+ * first DataServer's reply; rejects with a HissError (connection trouble on the first
+ * DataServer, or its error reply).
+ */
+export async function sendBlock (http: HttpClient, alloc: AddBlockReply, body: Readable | Buffer, length?: number): Promise<WriteBlockReply> {
+  const extra: Record<string, string> = {}
+  if (length !== undefined) {
+    extra[HEADER_BLOCK_LENGTH] = String(length)
+    if (!Buffer.isBuffer(body)) extra['content-length'] = String(length)
+  }
+  const reply = await sendToPipeline(http, 'put', alloc, alloc.block, `/v1/blocks/${alloc.block.id}`, {}, body, extra, 'block write')
   if (length !== undefined && reply.length !== length) {
-    throw HissError.EIO(`DataServer ${first.address} stored ${reply.length} bytes of ${length}`)
+    throw HissError.EIO(`DataServer ${alloc.targets[0]!.address} stored ${reply.length} bytes of ${length}`)
   }
   return reply
 }
