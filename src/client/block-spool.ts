@@ -1,8 +1,9 @@
 // Local-disk copy of the blocks being written by `put` from an input it cannot re-read
 // (stdin, a pipe), so that a block whose pipeline fails midway can be sent again from
 // disk. One file per block in flight (slot), rewritten for each block: disk use is at
-// most PUT_BLOCKS_IN_FLIGHT blocks, and memory stays at a stream buffer. Spooling is best effort: if the spool disk fails, the put
-// goes on without the ability to retry a block.
+// most PUT_BLOCKS_IN_FLIGHT blocks, and memory stays at a stream buffer. Spooling is
+// best effort: if the spool disk fails, the put goes on without the ability to retry a
+// block.
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
