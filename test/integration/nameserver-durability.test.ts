@@ -1,8 +1,8 @@
 // Every acknowledged namespace change survives kill -9 of the NameServer process, and
 // under sync=full no reply (nor a read showing a change) goes out before the WAL fsync
 // that covers it.
-import t from 'tap'
-import { spawn } from 'node:child_process'
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { fdatasync } from 'node:fs'
 import http, { type ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
@@ -11,27 +11,42 @@ import { silentLogger } from '../../src/common/log.js'
 import { ManualClock } from '../../src/common/clock.js'
 import { HEADER_GIDS, HEADER_UID } from '../../src/common/protocol.js'
 import { NameServerCore } from '../../src/nameserver/core.js'
+import { ROOT_INO } from '../../src/nameserver/namespace-store.js'
 import { listen } from '../../src/common/http-server.js'
 import { createNameServerApp } from '../../src/nameserver/nameserver.js'
 
 const CHILD = fileURLToPath(new URL('./nameserver-child.js', import.meta.url))
 const ROOT = { uid: 0, gids: [0] }
 
-t.test('acknowledged mutations survive kill -9', async t => {
-  const dir = t.testdir()
+/** A NameServer (sync=full) in a child process on `dir`; killed at teardown if still running. */
+async function startChild (t: Test, dir: string): Promise<{ child: ChildProcess, exited: Promise<NodeJS.Signals | null>, addr: string }> {
   const child = spawn(process.execPath, [CHILD, dir], { stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise<NodeJS.Signals | null>(resolve => child.once('exit', (_code, sig) => resolve(sig)))
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   const addr = await new Promise<string>((resolve, reject) => {
     let buf = ''
     const timer = setTimeout(() => reject(new Error('child did not start within 10 s')), 10000)
-    child.stdout.on('data', d => {
+    child.stdout!.on('data', d => {
       buf += String(d)
       const m = /listening (\S+)/.exec(buf)
       if (m !== null) { clearTimeout(timer); resolve(m[1]!) }
     })
     child.once('exit', () => { clearTimeout(timer); reject(new Error('child exited early')) })
   })
+  return { child, exited, addr }
+}
+
+/** The namespace of `dir`, opened in this process after the child is gone. */
+function reopen (t: Test, dir: string): NameServerCore {
+  const cfg = parseConfig({ 'nameserver.address': '127.0.0.1:0', 'nameserver.root.dir': dir, 'security.insecure': true })
+  const core = new NameServerCore(cfg, { clock: new ManualClock(), log: silentLogger })
+  t.teardown(() => core.close())
+  return core
+}
+
+t.test('acknowledged mutations survive kill -9', async t => {
+  const dir = t.testdir()
+  const { child, exited, addr } = await startChild(t, dir)
   const post = async (path: string, body: unknown): Promise<any> => {
     const res = await fetch(`http://${addr}${path}`, {
       method: 'POST',
@@ -54,10 +69,7 @@ t.test('acknowledged mutations survive kill -9', async t => {
   child.kill('SIGKILL')
   t.equal(await exited, 'SIGKILL')
 
-  const cfg = parseConfig({ 'nameserver.address': '127.0.0.1:0', 'nameserver.root.dir': dir, 'security.insecure': true })
-  const core = new NameServerCore(cfg, { clock: new ManualClock(), log: silentLogger })
-  t.teardown(() => core.close())
-  const ns = core.ns
+  const ns = reopen(t, dir).ns
   t.equal(ns.stat('/keep/deep/moved', ROOT).ino, inos.get('f0'))
   t.throws(() => ns.stat('/keep/f0', ROOT), { code: 'ENOENT' })
   t.throws(() => ns.stat('/keep/f1', ROOT), { code: 'ENOENT' })
@@ -67,6 +79,42 @@ t.test('acknowledged mutations survive kill -9', async t => {
   t.equal(ns.stat('/keep/last', ROOT).ino, last, 'the very last acknowledged change is there')
   t.equal(ns.list('/keep', ROOT).length, 18 + 1 + 1 + 1, 'f2..f19, deep, link, last')
   t.ok(ns.create('/after', ROOT).ino > last, 'inode counter did not go back')
+})
+
+t.test('kill -9 amid concurrent creates: every acknowledged one is there', async t => {
+  // Many clients at once: commits gather while the previous WAL fsync runs (group
+  // commit), and the process dies with requests in flight, some committed, not synced.
+  const dir = t.testdir()
+  const { child, exited, addr } = await startChild(t, dir)
+  const acknowledged: string[] = []
+  const KILL_AFTER = 300
+  const worker = async (w: number): Promise<void> => {
+    for (let i = 0; child.signalCode === null; i++) {
+      const name = `w${w}-${i}`
+      let res: Response
+      try {
+        res = await fetch(`http://${addr}/v1/ns/create`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', [HEADER_UID]: '0', [HEADER_GIDS]: '0' },
+          body: JSON.stringify({ path: `/${name}` }),
+          signal: AbortSignal.timeout(5000),
+        })
+        await res.arrayBuffer()
+      } catch {
+        return // the NameServer is gone
+      }
+      if (res.status !== 200) throw new Error(`create /${name}: ${res.status}`)
+      acknowledged.push(name)
+      if (acknowledged.length === KILL_AFTER) child.kill('SIGKILL')
+    }
+  }
+  await Promise.all(Array.from({ length: 32 }, (_, w) => worker(w)))
+  t.equal(await exited, 'SIGKILL')
+  t.ok(acknowledged.length >= KILL_AFTER, `${acknowledged.length} creates acknowledged before the kill`)
+
+  const core = reopen(t, dir)
+  const missing = acknowledged.filter(name => core.store.lookup(ROOT_INO, name) === undefined)
+  t.same(missing, [], 'no acknowledged create is lost')
 })
 
 t.test('sync=full over HTTP: no reply, nor a read showing the change, before its WAL fsync ends', async t => {
