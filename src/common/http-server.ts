@@ -151,16 +151,16 @@ export function fastJsonDispatch (mount: string, routes: readonly JsonRoute[], r
   const gets = new Map<string, JsonRoute['handler']>()
   const posts = new Map<string, JsonRoute['handler']>()
   for (const r of routes) (r.method === 'GET' ? gets : posts).set(mount + r.path, r.handler)
+  // A handler's error, or the reply's (a body JSON cannot encode), goes to next(err), as
+  // the Router's async handlers do: never an unhandled rejection.
   const finish = (handler: JsonRoute['handler'], req: Request, res: Response, next: NextFunction, input: unknown): void => {
-    let out: unknown
     try {
-      out = handler(req, input)
+      const out = handler(req, input)
+      if (out instanceof Promise) out.then(body => { reply(res, body) }).catch(next)
+      else reply(res, out)
     } catch (err) {
       next(err)
-      return
     }
-    if (out instanceof Promise) out.then(body => { reply(res, body) }, next)
-    else reply(res, out)
   }
   return (req, res, next) => {
     const url = req.url
