@@ -23,6 +23,9 @@ export function createJsonApp (): Express {
   return app
 }
 
+/** What a body that is not JSON gets, from body-parser (jsonBody) or the fast dispatch. */
+function invalidJson (): HissError { return HissError.BAD_REQUEST('body is not valid JSON') }
+
 /** JSON body parser that turns parse failures into BAD_REQUEST/TOO_LARGE HissErrors. */
 export function jsonBody (limit: string = JSON_BODY_LIMIT): express.RequestHandler {
   const parser = express.json({ limit, strict: true, type: () => true })
@@ -31,7 +34,7 @@ export function jsonBody (limit: string = JSON_BODY_LIMIT): express.RequestHandl
       if (err === undefined || err === null) { next(); return }
       const e = err as { type?: string, status?: number }
       if (e.type === 'entity.too.large') next(HissError.from('TOO_LARGE', `body over ${limit}`))
-      else next(HissError.BAD_REQUEST('body is not valid JSON'))
+      else next(invalidJson())
     })
   }
 }
@@ -124,11 +127,11 @@ function parseJsonBody (buf: Buffer): unknown {
   let text = buf.toString('utf8')
   if (text.charCodeAt(0) === UTF8_BOM) text = text.slice(1)
   const first = /^[\x20\x09\x0a\x0d]*(.)/.exec(text)?.[1]
-  if (first !== '{' && first !== '[') throw HissError.BAD_REQUEST('body is not valid JSON')
+  if (first !== '{' && first !== '[') throw invalidJson()
   try {
     return JSON.parse(text) as unknown
   } catch {
-    throw HissError.BAD_REQUEST('body is not valid JSON')
+    throw invalidJson()
   }
 }
 
@@ -151,16 +154,16 @@ export function fastJsonDispatch (mount: string, routes: readonly JsonRoute[], r
   const gets = new Map<string, JsonRoute['handler']>()
   const posts = new Map<string, JsonRoute['handler']>()
   for (const r of routes) (r.method === 'GET' ? gets : posts).set(mount + r.path, r.handler)
+  // A handler's error, or the reply's (a body JSON cannot encode), goes to next(err), as
+  // the Router's async handlers do: never an unhandled rejection.
   const finish = (handler: JsonRoute['handler'], req: Request, res: Response, next: NextFunction, input: unknown): void => {
-    let out: unknown
     try {
-      out = handler(req, input)
+      const out = handler(req, input)
+      if (out instanceof Promise) out.then(body => { reply(res, body) }).catch(next)
+      else reply(res, out)
     } catch (err) {
       next(err)
-      return
     }
-    if (out instanceof Promise) out.then(body => { reply(res, body) }, next)
-    else reply(res, out)
   }
   return (req, res, next) => {
     const url = req.url

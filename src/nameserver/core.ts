@@ -12,7 +12,7 @@ import { signBlockToken, type BlockAccess } from '../common/auth.js'
 import type { BlockRef, BlocksReply, DataServerRef, LocatedBlock, PingReply, StatfsReply } from '../common/protocol.js'
 import { PROTOCOL_VERSION } from '../common/protocol.js'
 import { BlockMap } from './block-map.js'
-import { NamespaceStore, type InodeRow } from './namespace-store.js'
+import { NamespaceStore, type InodeRow, type StoreOptions } from './namespace-store.js'
 import { Namespace } from './namespace.js'
 import { Permissions, R, type Identity } from './permissions.js'
 import type { Random } from './placement.js'
@@ -25,7 +25,13 @@ import { DataServerService } from './ds-service.js'
 import { BlockUpdates } from './block-updates.js'
 import { repeat } from './loops.js'
 
-export interface CoreDeps { clock: Clock, log: Logger, random?: Random }
+export interface CoreDeps {
+  clock: Clock
+  log: Logger
+  random?: Random
+  /** The namespace's WAL fsync (tests hold or fail it); fs.fdatasync by default. */
+  fdatasync?: StoreOptions['fdatasync']
+}
 
 export class NameServerCore {
   readonly cfg: HissConfig
@@ -67,6 +73,7 @@ export class NameServerCore {
       nowNs: nowNs(this.clock.wallNow()),
       defaultReplication: cfg.replication,
       defaultBlockSize: cfg['block.size'],
+      ...(deps.fdatasync === undefined ? {} : { fdatasync: deps.fdatasync }),
       // A failed group commit leaves freed blocks and sessions in memory that the disk
       // does not have: stop (fail-stop, as an HDFS NameNode does when it cannot sync its
       // edit log); a restart rebuilds everything from the durable namespace.

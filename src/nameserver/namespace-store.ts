@@ -240,8 +240,6 @@ export class NamespaceStore {
       setUpdate: db.prepare<[number, number, number, number]>('INSERT INTO block_updates (id, base, first, last) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET base = excluded.base, first = excluded.first, last = excluded.last'),
       clearUpdate: db.prepare<[number]>('DELETE FROM block_updates WHERE id = ?'),
       blockRow: db.prepare<[number], { ino: number, gen: number, length: number }>('SELECT ino, gen, length FROM blocks WHERE id = ?'),
-      setBlockGen: db.prepare<[number, number, number]>('UPDATE blocks SET gen = ?, length = ? WHERE id = ?'),
-      growSize: db.prepare<[number, number]>('UPDATE inodes SET size = size + ? WHERE ino = ?'),
       getCounter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
       setCounter: db.prepare<[string, number]>('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
     }
@@ -457,18 +455,6 @@ export class NamespaceStore {
   /** The file holding block `id`, and the block's committed generation and length. */
   blockRow (id: number): { ino: number, gen: number, length: number } | undefined { return this.st.blockRow.get(id) }
 
-  /** Move a committed block to a patched generation and length; the file's size follows. */
-  setBlockGeneration (id: number, gen: number, length: number): void {
-    const row = this.st.blockRow.get(id)
-    if (row === undefined) return
-    this.st.setBlockGen.run(gen, length, id)
-    if (length === row.length) return
-    this.st.growSize.run(length - row.length, row.ino)
-    // Keep the inode cache in step with the size just written (a write-through cache).
-    const cached = this.rows.get(row.ino)
-    if (cached !== undefined) this.patch(row.ino, { size: cached.size + length - row.length })
-  }
-
   // --- inode cache -------------------------------------------------------
   // A bounded write-through cache of inode rows, of (parent, name) -> ino and of each
   // directory's subdirectory count, so path resolution and stat mostly skip SQLite.
@@ -604,6 +590,21 @@ export class NamespaceStore {
     blocks.forEach((b, idx) => { this.st.addBlock.run(ino, idx, b.id, b.gen, b.length) })
     this.st.setContent.run(size, mtime, ctime, ino)
     this.patch(ino, { size, mtime, ctime })
+  }
+
+  /**
+   * Move a committed block to a patched generation and length; the file's size follows
+   * and its times stay (recovery of a patch whose writer is gone, see block-updates.ts).
+   * Through setContent, the one path that writes a file's block list and size, so the
+   * inode cache follows as for any commit. Rare: rewriting the block list is fine.
+   */
+  setBlockGeneration (id: number, gen: number, length: number): void {
+    const at = this.st.blockRow.get(id)
+    if (at === undefined) return
+    const inode = this.get(at.ino)
+    if (inode === undefined) return
+    const blocks = this.blocksOf(at.ino).map(b => b.id === id ? { id, gen, length } : b)
+    this.setContent(at.ino, blocks, inode.size + length - at.length, inode.mtime, inode.ctime)
   }
 
   allBlocks (): IterableIterator<StoredBlock> { return this.st.allBlocks.iterate() }

@@ -17,6 +17,9 @@ const routes: JsonRoute[] = [
   { method: 'POST', path: '/boom', handler: () => { throw HissError.EEXIST('/boom') } },
   { method: 'POST', path: '/async', handler: async (_req, b) => { await new Promise(resolve => setImmediate(resolve)); return { later: b ?? null } } },
   { method: 'POST', path: '/async-fail', handler: async () => { await new Promise(resolve => setImmediate(resolve)); throw HissError.ENOENT('/gone') } },
+  // A reply JSON cannot encode (a bug): a 500 either way, never a crash.
+  { method: 'POST', path: '/bad-reply', handler: () => ({ n: 1n }) },
+  { method: 'POST', path: '/async-bad-reply', handler: async () => { await new Promise(resolve => setImmediate(resolve)); return { n: 1n } } },
 ]
 
 function app (fast: { count: number } | undefined): Express {
@@ -74,6 +77,8 @@ const cases: Case[] = [
   { name: 'handler error', method: 'POST', path: `${MOUNT}/boom`, headers: json, body: '{}' },
   { name: 'async handler', method: 'POST', path: `${MOUNT}/async`, headers: json, body: '{"a":1}' },
   { name: 'async handler error', method: 'POST', path: `${MOUNT}/async-fail`, headers: json, body: '{}' },
+  { name: 'unencodable reply', method: 'POST', path: `${MOUNT}/bad-reply`, headers: json, body: '{}' },
+  { name: 'async unencodable reply', method: 'POST', path: `${MOUNT}/async-bad-reply`, headers: json, body: '{}' },
   { name: 'GET on a POST route', method: 'GET', path: `${MOUNT}/boom` },
   { name: 'PUT', method: 'PUT', path: `${MOUNT}/echo`, headers: json, body: '{}' },
   { name: 'HEAD', method: 'HEAD', path: `${MOUNT}/echo?a=1` },

@@ -13,13 +13,23 @@ import { fsck } from '../../../src/nameserver/admin.js'
 const replicates = (cmds: DataServerCommand[]): Array<{ id: number, gen: number }> =>
   cmds.flatMap(c => c.type === 'replicate' ? [{ id: c.block.id, gen: c.block.gen }] : [])
 
-t.test('update, patched replicas reported, commit at the new generation', async t => {
-  const { core, clock } = makeCore(t)
-  const dss = cluster(core, 2)
-  const { blocks } = await writeFile(core, dss, '/f', [65536, 100])
-  const [b0, b1] = blocks as [typeof blocks[0], typeof blocks[0]]
+/**
+ * A file /f of blocks `lengths` on `replication` DataServers (one replica each), opened
+ * for writing by c1, with its last block `b` being patched (`up`, the NameServer's reply).
+ */
+async function patching (t: Parameters<typeof makeCore>[0], replication: number, lengths: number[], dir?: string) {
+  const { core, clock } = makeCore(t, { replication }, dir)
+  const dss = cluster(core, replication)
+  const { blocks } = await writeFile(core, dss, '/f', lengths)
+  const b = blocks.at(-1)!
   const open = core.writes.open({ path: '/f', clientId: 'c1' }, ROOT)
-  const up = core.updates.begin(open.writeId, { id: b1.id, gen: b1.gen })
+  const up = core.updates.begin(open.writeId, { id: b.id, gen: b.gen })
+  return { core, clock, dss, blocks, b, open, up }
+}
+
+t.test('update, patched replicas reported, commit at the new generation', async t => {
+  const { core, clock, dss, blocks, open, up } = await patching(t, 2, [65536, 100])
+  const [b0, b1] = blocks as [typeof blocks[0], typeof blocks[0]]
   t.equal(up.block.id, b1.id, 'same block')
   t.ok(up.block.gen > b1.gen, 'new generation')
   t.same(up.from, [b1.gen])
@@ -81,12 +91,7 @@ t.test('refusals', async t => {
 })
 
 t.test('a DataServer that missed the patch holds a stale replica, which is replaced', async t => {
-  const { core, clock } = makeCore(t, { replication: 3 })
-  const dss = cluster(core, 3)
-  const { blocks } = await writeFile(core, dss, '/f', [100])
-  const b = blocks[0]!
-  const open = core.writes.open({ path: '/f', clientId: 'c1' }, ROOT)
-  const up = core.updates.begin(open.writeId, { id: b.id, gen: b.gen })
+  const { core, clock, dss, b, open, up } = await patching(t, 3, [100])
   dss[0]!.received([b.id, up.block.gen, 100])
   dss[1]!.received([b.id, up.block.gen, 100])
   await core.writes.commit({ writeId: open.writeId, blocks: [{ id: b.id, gen: up.block.gen, length: 100 }], size: 100 })
@@ -99,12 +104,8 @@ t.test('a DataServer that missed the patch holds a stale replica, which is repla
 t.test('a writer that leaves without committing', async t => {
   await t.test('every replica moved: the patch is kept (the block is never lost)', async t => {
     const dir = t.testdir()
-    const first = makeCore(t, {}, dir)
-    const dss1 = cluster(first.core, 2)
-    const { blocks } = await writeFile(first.core, dss1, '/f', [65536, 100])
-    const b = blocks[1]!
-    const open = first.core.writes.open({ path: '/f', clientId: 'c1' }, ROOT)
-    const up = first.core.updates.begin(open.writeId, { id: b.id, gen: b.gen })
+    const first = await patching(t, 2, [65536, 100], dir)
+    const { blocks, b, up } = first
     // The NameServer is killed after both DataServers applied the patch, before the commit.
     first.core.close()
     const { core } = makeCore(t, {}, dir)
@@ -123,12 +124,7 @@ t.test('a writer that leaves without committing', async t => {
   })
 
   await t.test('a replica of the committed generation survives: the patch is rolled back', async t => {
-    const { core, clock } = makeCore(t, { replication: 3 })
-    const dss = cluster(core, 3)
-    const { blocks } = await writeFile(core, dss, '/f', [100])
-    const b = blocks[0]!
-    const open = core.writes.open({ path: '/f', clientId: 'c1' }, ROOT)
-    const up = core.updates.begin(open.writeId, { id: b.id, gen: b.gen })
+    const { core, clock, dss, b, up } = await patching(t, 3, [100])
     dss[0]!.received([b.id, up.block.gen, 100])
     core.runReplication()
     t.equal(core.blocks.pending.size, 1, 'the writer is alive: nothing settled')

@@ -128,7 +128,7 @@ t.test('a large cache and an almost empty one agree on everything, step by step'
 })
 
 t.test('a patched block that grows its file: the cached stat follows the new size', async t => {
-  // setBlockGeneration writes the size with SQL of its own (size = size + delta); the
+  // setBlockGeneration (recovery of an uncommitted patch) changes the file's size: the
   // cache must not keep showing the old size to stat.
   const clock = new ManualClock()
   const dir = t.testdir()
@@ -140,6 +140,8 @@ t.test('a patched block that grows its file: the cached stat follows the new siz
   t.equal(ns.stat('/f', ROOT).size, 150, 'stat after the patch shows the grown size')
   store.transaction(() => { store.setBlockGeneration(77, 3, 150) })
   t.equal(ns.stat('/f', ROOT).size, 150, 'same length: same size')
+  t.same(store.blocksOf(st.ino), [{ id: 77, gen: 3, length: 150 }], 'the block list holds the new generation')
+  t.equal(ns.stat('/f', ROOT).mtimeNs, '2', 'times stay')
   store.close()
   const again = open(dir, undefined, clock)
   t.teardown(() => { again.store.close() })
