@@ -42,8 +42,10 @@ clean:
 run: build
 	node dist/src/cli/run-local.js
 
+# The whole suite: the system's tests and the benchmark harness's own (bench/test).
 test: build
-	@bash test/run-tests.sh dist/test
+	node_modules/.bin/tsc -p bench/tsconfig.json
+	@bash test/run-tests.sh dist/test dist/bench/test
 
 test-unit: build
 	@bash test/run-tests.sh dist/test/unit

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs the tap suite under the given directory and ends with one plain summary line,
-# "N passed, N failed[, N skipped]", taken from tap's own counts.
+# Runs the tap suite under the given directories (default dist/test) and ends with one
+# plain summary line, "N passed, N failed[, N skipped]", taken from tap's own counts.
 set -uo pipefail
-dir="${1:-dist/test}"
-files=$(find "$dir" -name '*.test.js' | sort)
+dirs=("$@")
+[ ${#dirs[@]} -gt 0 ] || dirs=(dist/test)
+files=$(find "${dirs[@]}" -name '*.test.js' | sort)
 if [ -z "$files" ]; then
-  echo "no test files under $dir"
+  echo "no test files under ${dirs[*]}"
   echo "0 passed, 1 failed"
   exit 1
 fi

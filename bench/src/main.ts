@@ -212,7 +212,7 @@ async function main (teardown: Teardown): Promise<number> {
   if (nsCluster === undefined) {
     unavailable(opts.nsConcurrency.map(nsColumn), results.unavailable['hissdfs-r3'] ?? 'no HissDFS cluster running')
   } else {
-    results.notes.push(`NameServer load: ${opts.nsOps} operations per phase against the NameServer of ${nsCluster.view().name}, from one load-generator process with 1, 8 or 32 concurrent keep-alive HTTP clients; the generator shares the 2 cores with the NameServer.`)
+    results.notes.push(`NameServer load: ${opts.nsOps} operations per phase against the NameServer of ${nsCluster.view().name}, from one load-generator process with 1, 8 or 32 concurrent keep-alive HTTP connections (one request in flight on each; a lean HTTP/1.1 client, bench/src/lean-http.ts, that checks every reply); the generator shares the 2 cores with the NameServer.`)
     for (const rep of reps) {
       for (const c of opts.nsConcurrency) {
         checkAborted()

@@ -4,7 +4,8 @@
 // files, a few directories list exactly D entries, a name that was never created is
 // ENOENT, and du counts every file. Runs as a child process, prints one JSON line.
 // Usage: node ns-fill.js '{"address":"127.0.0.1:PORT","base":"/nsfill","files":1000000,"dirSize":1000,"concurrency":32,"verify":1000}'
-import { JsonHttp, ROOT_IDENTITY } from './http-json.js'
+import { ROOT_IDENTITY } from './http-json.js'
+import { LeanJsonHttp } from './lean-http.js'
 
 interface Job { address: string, base: string, files: number, dirSize: number, concurrency: number, verify: number }
 interface Stat { type?: string }
@@ -29,7 +30,7 @@ function* sample (n: number, count: number): Generator<number> {
 
 async function main (): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as Job
-  const http = new JsonHttp(job.address, job.concurrency, ROOT_IDENTITY)
+  const http = new LeanJsonHttp(job.address, job.concurrency, ROOT_IDENTITY)
   const dirs = Math.ceil(job.files / job.dirSize)
   const out: Record<string, number | string> = {}
   const progress = (msg: string): void => { process.stderr.write(`ns-fill: ${msg}\n`) }

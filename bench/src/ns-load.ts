@@ -2,7 +2,8 @@
 // (the wire protocol of src/common/protocol.ts) from C concurrent clients, each
 // operation type timed as its own phase. Runs as a child process, prints JSON.
 // Usage: node ns-load.js '{"address":"127.0.0.1:PORT","base":"/nsload-1","ops":2000,"concurrency":8}'
-import { JsonHttp, ROOT_IDENTITY } from './http-json.js'
+import { ROOT_IDENTITY } from './http-json.js'
+import { LeanJsonHttp } from './lean-http.js'
 
 interface Job { address: string, base: string, ops: number, concurrency: number }
 interface Stat { type?: string }
@@ -27,7 +28,7 @@ async function phase (concurrency: number, count: number, op: (i: number) => Pro
 
 async function main (): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as Job
-  const http = new JsonHttp(job.address, job.concurrency, ROOT_IDENTITY)
+  const http = new LeanJsonHttp(job.address, job.concurrency, ROOT_IDENTITY)
   const n = job.ops
   const dirOf = (i: number): string => `${job.base}/d${i % DIRS}`
   const perDir = (d: number): number => Math.floor(n / DIRS) + (d < n % DIRS ? 1 : 0)
