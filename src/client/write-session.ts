@@ -125,7 +125,7 @@ export class HissWriteSession implements WriteSession {
     return patchBlock({ ns: this.d.ns, http: this.d.http, minReplicas: Math.min(this.d.minReplicas, this.replication), blockSize: this.blockSize, writeId: this.writeId }, block, patch)
   }
 
-  async commit (blocks: BlockRef[], opts: { mtimeNs?: string, keepOpen?: boolean } = {}): Promise<FileStat> {
+  async commit (blocks: BlockRef[], opts: { mtimeNs?: string, mode?: number, uid?: number, gid?: number, keepOpen?: boolean } = {}): Promise<FileStat> {
     this.assertOpen()
     // Only the BlockRef fields go on the wire (callers may pass LocatedBlocks).
     const refs = blocks.map(b => ({ id: b.id, gen: b.gen, length: b.length }))
@@ -135,6 +135,9 @@ export class HissWriteSession implements WriteSession {
       blocks: refs,
       size,
       ...(opts.mtimeNs === undefined ? {} : { mtimeNs: opts.mtimeNs }),
+      ...(opts.mode === undefined ? {} : { mode: opts.mode }),
+      ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+      ...(opts.gid === undefined ? {} : { gid: opts.gid }),
       ...(opts.keepOpen === true ? { keepOpen: true } : {}),
     })
     this.inode = stat.ino

@@ -253,6 +253,15 @@ export interface CommitRequest {
   blocks: BlockRef[]
   size: number
   mtimeNs?: string
+  /**
+   * Permission bits, owner and group to set with the commit, as a chmod/chown by the
+   * committing identity would (same rules; EPERM fails the whole commit): a mount defers
+   * the chmod and chown of a file it has uncommitted writes to (tar's fchown and fchmod
+   * before close) to save their round trips.
+   */
+  mode?: number
+  uid?: number
+  gid?: number
   /** Keep the lease and writeId open after committing (fsync within an open file). */
   keepOpen?: boolean
 }

@@ -24,10 +24,15 @@ export class ClientPool {
     this.ids = new CallerIdentities({ clock })
   }
 
+  /** Whether forCaller(ctx) is the mount's own client (so its calls carry the mount's identity). */
+  actsAsSelf (ctx: OpContext | undefined): boolean {
+    // pid 0: a request the kernel sends on its own; never act as "uid 0" for it.
+    return ctx === undefined || ctx.pid <= 0 || ctx.uid === this.selfIdentity.uid
+  }
+
   /** The client acting for the caller of an op (the mount's own when unknown or same user). */
   async forCaller (ctx: OpContext | undefined): Promise<HissFs> {
-    // pid 0: a request the kernel sends on its own; never act as "uid 0" for it.
-    if (ctx === undefined || ctx.pid <= 0 || ctx.uid === this.selfIdentity.uid) return this.self
+    if (ctx === undefined || this.actsAsSelf(ctx)) return this.self
     const id = await this.ids.identity(ctx)
     const key = `${id.uid}:${id.gids.join(',')}`
     let c = this.clients.get(key)

@@ -314,7 +314,12 @@ export class HissFuseFs {
   async fsyncdir (_path: string): Promise<void> {}
 
   async chmod (path: string, mode: number, ctx?: OpContext): Promise<void> {
-    await this.setattr(path, { mode: mode & 0o7777 }, ctx)
+    const m = mode & 0o7777
+    // Deferred only for the mount's own identity (root, for tar x as root): the commit
+    // runs as the mount, so the NameServer checks it exactly as this setattr.
+    const of = this.deps.pool.actsAsSelf(ctx) ? await this.dirtyFileAt(path) : undefined
+    if (of !== undefined && await of.deferOwnership({ mode: m })) return
+    await this.setattr(path, { mode: m }, ctx)
   }
 
   async chown (path: string, uid: number, gid: number, ctx?: OpContext): Promise<void> {
@@ -322,7 +327,18 @@ export class HissFuseFs {
     if (uid !== UNCHANGED_ID && uid >= 0) attrs.uid = uid
     if (gid !== UNCHANGED_ID && gid >= 0) attrs.gid = gid
     if (attrs.uid === undefined && attrs.gid === undefined) return
+    // Deferred only for the mount's own identity (then the commit is checked exactly as
+    // this setattr would be) and only to the ids the file has as seen here (tar's fchown
+    // of a file it just wrote): a real change, which may fail, goes out now.
+    const of = this.deps.pool.actsAsSelf(ctx) ? await this.dirtyFileAt(path) : undefined
+    if (of !== undefined && (attrs.uid ?? of.uid) === of.uid && (attrs.gid ?? of.gid) === of.gid && await of.deferOwnership(attrs)) return
     await this.setattr(path, attrs, ctx)
+  }
+
+  /** The file open here at `path` with uncommitted writes, if any. */
+  private async dirtyFileAt (path: string): Promise<OpenFile | undefined> {
+    const of = this.files.get((await this.lookup(path)).ino)
+    return of?.dirty === true ? of : undefined
   }
 
   async utimens (path: string, atime: bigint | null, mtime: bigint | null, ctx?: OpContext): Promise<void> {

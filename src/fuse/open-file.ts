@@ -113,6 +113,8 @@ export class OpenFile {
   private session: WriteSession | undefined
   private dirtyFlag = false
   private mtimeNs: string
+  /** A chmod/chown deferred to the next commit (see deferOwnership). */
+  private ownership: { mode?: number, uid?: number, gid?: number } = {}
   private stat: FileStat
   private readonly lock = new Mutex()
   private readonly sealed: BlockUpload[] = []
@@ -135,8 +137,12 @@ export class OpenFile {
   /** `stat` as this mount sees it: size and mtime from local state while writing. */
   localStat (stat: FileStat): FileStat {
     if (!this.hasLocalState) return stat
-    return { ...stat, size: this.sizeBytes, mtimeNs: this.mtimeNs }
+    return { ...stat, size: this.sizeBytes, mtimeNs: this.mtimeNs, ...this.ownership }
   }
+
+  /** Owner and group as last seen here (a deferred chown included). */
+  get uid (): number { return this.ownership.uid ?? this.stat.uid }
+  get gid (): number { return this.ownership.gid ?? this.stat.gid }
 
   /**
    * Fresh attributes (and block list, when read) from the NameServer, on open: ignored
@@ -182,6 +188,20 @@ export class OpenFile {
     return this.lock.run(async () => {
       if (!this.dirtyFlag) return false
       this.mtimeNs = mtimeNs
+      return true
+    })
+  }
+
+  /**
+   * Carry a chmod/chown in the next commit, if there are uncommitted writes (under the
+   * lock, so no commit is in flight): tar's fchown and fchmod before close then cost no
+   * round trip. The caller decided that the NameServer would apply them for the commit's
+   * identity exactly as for the setattr it saves. False: nothing pending, send it now.
+   */
+  async deferOwnership (a: { mode?: number, uid?: number, gid?: number }): Promise<boolean> {
+    return this.lock.run(async () => {
+      if (!this.dirtyFlag) return false
+      this.ownership = { ...this.ownership, ...a }
       return true
     })
   }
@@ -702,7 +722,8 @@ export class OpenFile {
       total += s.ref.length
     }
     if (total !== this.sizeBytes) throw HissError.EIO(`block list holds ${total} bytes, file is ${this.sizeBytes}`)
-    const stat = await session.commit(blocks, { mtimeNs: this.mtimeNs, keepOpen })
+    const stat = await session.commit(blocks, { mtimeNs: this.mtimeNs, ...this.ownership, keepOpen })
+    this.ownership = {}
     this.slots = this.slots.map((s): Slot => s.kind === 'stored' ? (s.located === undefined ? { kind: 'base', ref: s.ref } : { kind: 'base', ref: s.ref, located: s.located }) : s)
     this.dirtyFlag = false
     this.stat = stat

@@ -268,31 +268,42 @@ export class Namespace {
     return this.toStat(this.store.get(node.ino)!)
   }
 
-  setattr (path: string, who: Identity, a: SetattrInput, followFinal = true): FileStat {
-    const node = this.lookup(path, who, followFinal)
+  /**
+   * `node` after a chown and then a chmod by `who` (setattr, or a commit carrying them;
+   * chown first, as tar does), or EPERM: only the superuser may give the file away; the
+   * owner may change its group to one of theirs; ids that stay the same need no
+   * permission; a non-superuser's change of ownership clears setuid/setgid of a file;
+   * only the owner or the superuser may change the mode, and, as Linux does, a
+   * non-member of the file's group cannot leave the setgid bit on.
+   */
+  withOwnership (node: InodeRow, who: Identity, a: { mode?: number | undefined, uid?: number | undefined, gid?: number | undefined }, what: string): InodeRow {
     const next: InodeRow = { ...node }
-    const enforce = this.perms.enabled
-    const superuser = !enforce || this.perms.isSuperuser(who)
-    const owner = superuser || who.uid === node.uid
-    if (a.mode !== undefined) {
-      if (!owner) throw HissError.EPERM(`only the owner may change the mode of ${path}`)
-      let m = a.mode & 0o7777
-      // As Linux does: a non-member cannot leave the setgid bit on.
-      if (!superuser && !who.gids.includes(node.gid)) m &= ~S_ISGID
-      next.mode = m
-    }
+    const superuser = !this.perms.enabled || this.perms.isSuperuser(who)
     let ownershipChanged = false
     if (a.uid !== undefined && a.uid !== node.uid) {
-      if (!superuser) throw HissError.EPERM(`only the superuser may change the owner of ${path}`)
+      if (!superuser) throw HissError.EPERM(`only the superuser may change the owner of ${what}`)
       next.uid = a.uid
       ownershipChanged = true
     }
     if (a.gid !== undefined && a.gid !== node.gid) {
-      if (!superuser && !(who.uid === node.uid && who.gids.includes(a.gid))) throw HissError.EPERM(`cannot change the group of ${path} to ${a.gid}`)
+      if (!superuser && !(who.uid === node.uid && who.gids.includes(a.gid))) throw HissError.EPERM(`cannot change the group of ${what} to ${a.gid}`)
       next.gid = a.gid
       ownershipChanged = true
     }
     if (ownershipChanged && !superuser && node.type === 'file') next.mode &= ~(S_ISUID | S_ISGID)
+    if (a.mode !== undefined) {
+      if (!superuser && who.uid !== next.uid) throw HissError.EPERM(`only the owner may change the mode of ${what}`)
+      let m = a.mode & 0o7777
+      if (!superuser && !who.gids.includes(next.gid)) m &= ~S_ISGID
+      next.mode = m
+    }
+    return next
+  }
+
+  setattr (path: string, who: Identity, a: SetattrInput, followFinal = true): FileStat {
+    const node = this.lookup(path, who, followFinal)
+    const next = this.withOwnership(node, who, a, path)
+    const owner = !this.perms.enabled || this.perms.isSuperuser(who) || who.uid === node.uid
     if (a.atimeNs !== undefined || a.mtimeNs !== undefined) {
       if (!owner && !this.perms.can(node, who, W)) throw HissError.EACCES(`permission to change the times of ${path}`)
       if (a.atimeNs !== undefined) next.atime = a.atimeNs

@@ -113,6 +113,9 @@ export function nsRoutes (core: NameServerCore): JsonRoute[] {
         blocks: b.blocks,
         size: b.size,
         ...(b.mtimeNs === undefined ? {} : { mtimeNs: b.mtimeNs }),
+        ...(b.mode === undefined ? {} : { mode: b.mode }),
+        ...(b.uid === undefined ? {} : { uid: b.uid }),
+        ...(b.gid === undefined ? {} : { gid: b.gid }),
         ...(b.keepOpen === undefined ? {} : { keepOpen: b.keepOpen }),
       })
       return { stat }

@@ -62,6 +62,9 @@ export const commitBody = z.object({
   blocks: z.array(z.object({ id: num, gen: num, length: blockLength }).strict()).max(1_000_000),
   size: num,
   mtimeNs: timeNs.optional(),
+  mode: mode.optional(),
+  uid: id32.optional(),
+  gid: id32.optional(),
   keepOpen: z.boolean().optional(),
 }).strict()
 export const updateBlockBody = z.object({ writeId, block: z.object({ id: num, gen: num }).strict() }).strict()

@@ -188,6 +188,7 @@ export class WriteService {
         if (victim !== undefined) freed = store.remove(victim.ino)
         const created = store.insert(ns.newRow(parent, r.name, 'file', s.mode, s.who, { replication: s.replication, block_size: s.blockSize }))
         store.setContent(created.ino, req.blocks, req.size, mtime, now)
+        this.applyOwnership(created.ino, req, s, now)
         store.touchDir(parent.ino, now)
         return store.get(created.ino)!
       })
@@ -202,6 +203,7 @@ export class WriteService {
         const oldBlocks = store.blocksOf(ino)
         row = store.transaction(() => {
           store.setContent(ino, req.blocks, req.size, mtime, now)
+          this.applyOwnership(ino, req, s, now)
           patched = core.updates.committing(s, req)
           return store.get(ino)!
         })
@@ -221,6 +223,19 @@ export class WriteService {
     if (freed.length > 0) core.freeBlocks(freed.map(b => b.id))
     this.finish(s, req.keepOpen === true)
     return ns.toStat(row)
+  }
+
+  /**
+   * A commit's mode/uid/gid (a chmod or chown of the open file that its writer deferred
+   * to the commit): applied with the same rules as setattr, for the committing identity,
+   * inside the commit's transaction, so an EPERM leaves the file as it was.
+   */
+  private applyOwnership (ino: number, req: CommitRequest, s: WriteSession, now: string): void {
+    if (req.mode === undefined && req.uid === undefined && req.gid === undefined) return
+    const { ns, store } = this.core
+    const row = store.get(ino)!
+    const next = ns.withOwnership(row, s.who, req, s.path)
+    if (next.mode !== row.mode || next.uid !== row.uid || next.gid !== row.gid) store.setAttrs({ ...next, ctime: now })
   }
 
   private finish (s: WriteSession, keepOpen: boolean): void {

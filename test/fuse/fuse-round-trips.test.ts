@@ -90,6 +90,35 @@ async function suite (t: Test): Promise<void> {
     t.same(log.take(), {}, 'stat after readdir: no request')
   })
 
+  await t.test('tar x: the fchown, fchmod and utimens of a file being written ride its commit', async t => {
+    const src = t.testdir()
+    const modes = [0o640, 0o755, 0o600, 0o644, 0o2750]
+    await mkdir(join(src, 'src'))
+    for (const [i, m] of modes.entries()) {
+      await writeFile(join(src, 'src', `f${i}`), body(i))
+      await shOk(`chmod ${m.toString(8)} ${q(join(src, 'src', `f${i}`))} && touch -d '2001-02-03 04:05:06Z' ${q(join(src, 'src', `f${i}`))}`)
+    }
+    await shOk(`tar cf ${q(join(src, 't.tar'))} -C ${q(src)} src`)
+    await mkdir(join(a.dir, 'tx'))
+    log.take()
+    await shOk(`tar xf ${q(join(src, 't.tar'))} -C ${q(join(a.dir, 'tx'))}`)
+    const reqs = log.take()
+    t.equal(reqs['POST /v1/ns/create'], modes.length, 'one create per file')
+    t.equal(reqs['POST /v1/ns/write/commit'], modes.length, 'one commit per file')
+    t.ok((reqs['POST /v1/ns/setattr'] ?? 0) <= 3, `no setattr per file, only the directory's own (utimens, chown, chmod): ${JSON.stringify(reqs)}`)
+    for (const [i, m] of modes.entries()) {
+      const st = await cluster.client.stat(`/tx/src/f${i}`)
+      t.equal(st.mode & 0o7777, m, `f${i}: the archived mode ${m.toString(8)} on the NameServer`)
+      t.equal(st.mtimeNs, String(Date.parse('2001-02-03T04:05:06Z') * 1_000_000), `f${i}: the archived mtime`)
+      t.same([st.uid, st.gid], [0, 0])
+      t.equal(await readFile(join(b.dir, 'tx', 'src', `f${i}`), 'utf8'), body(i), `f${i}: content on the other mount`)
+    }
+    t.equal((await stat(join(a.dir, 'tx', 'src', 'f4'))).mode & 0o7777, 0o2750, 'and this mount shows it')
+    await shOk(`diff -r ${q(join(src, 'src'))} ${q(join(a.dir, 'tx', 'src'))}`)
+    const modesHere = await shOk(`stat -c '%a %Y' ${modes.map((_m, i) => q(join(a.dir, 'tx', 'src', `f${i}`))).join(' ')}`)
+    t.equal(modesHere.trim(), modes.map(m => `${m.toString(8)} ${Date.parse('2001-02-03T04:05:06Z') / 1000}`).join('\n'), 'stat through the mount: modes and mtimes as archived')
+  })
+
   await t.test('this mount sees its own changes at once', async t => {
     const d = join(a.dir, 'own')
     await mkdir(d)

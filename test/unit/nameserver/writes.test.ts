@@ -203,3 +203,43 @@ t.test('addblock honours the exclude list and fails clearly without room', async
   t.equal(ids.size, 5, 'fresh block ids')
   t.equal(gens.size, 5, 'fresh generation stamps')
 })
+
+t.test('a commit carries a deferred chmod/chown, checked as setattr would check it', async t => {
+  const { core } = makeCore(t)
+  const dss = cluster(core, 2)
+  core.ns.setattr('/', ROOT, { mode: 0o777 })
+  const commitWith = async (path: string, who: typeof ALICE, extra: { mode?: number, uid?: number, gid?: number }, create: boolean): Promise<unknown> => {
+    const open = core.writes.open({ path, clientId: `c-${path}-${who.uid}`, ...(create ? { create: true, mode: 0o600 } : {}) }, who)
+    const add = core.writes.addBlock(open.writeId)
+    for (const tg of add.targets) dss.find(d => d.id === tg.id)!.received([add.block.id, add.block.gen, 10])
+    try {
+      return await core.writes.commit({ writeId: open.writeId, blocks: [{ ...add.block, length: 10 }], size: 10, ...extra })
+    } catch (err) {
+      core.writes.abort(open.writeId)
+      throw err
+    }
+  }
+  // A new file: the group and mode land with its first commit (chown first, as tar does,
+  // so the owner's setgid on a group of theirs stays).
+  const st = await commitWith('/new', ALICE, { mode: 0o2644, gid: 2000 }, true) as { mode: number, gid: number, uid: number }
+  t.same([st.mode, st.uid, st.gid], [0o2644, ALICE.uid, 2000], 'the new file has the committed mode and group')
+  t.same([core.ns.stat('/new', ROOT).mode, core.ns.stat('/new', ROOT).gid], [0o2644, 2000], 'and the NameServer keeps them')
+  // An existing file: the owner may chmod; a non-member of the group loses setgid.
+  await commitWith('/new', ALICE, { mode: 0o640 }, false)
+  t.equal(core.ns.stat('/new', ROOT).mode, 0o640)
+  // Ids that stay the same need no permission (tar's fchown of its own file).
+  await commitWith('/new', ALICE, { uid: ALICE.uid, gid: 2000 }, false)
+  t.equal(core.ns.stat('/new', ROOT).uid, ALICE.uid)
+  // Not the owner, or giving the file away: EPERM, and the whole commit is refused.
+  await writeFile(core, dss, '/bobs', [5], { who: BOB })
+  core.ns.setattr('/bobs', BOB, { mode: 0o666 })
+  await t.rejects(commitWith('/bobs', ALICE, { mode: 0o777 }, false), { code: 'EPERM' }, 'chmod of another user\'s file')
+  await t.rejects(commitWith('/new', ALICE, { uid: BOB.uid }, false), { code: 'EPERM' }, 'chown to another user by a non-superuser')
+  await t.rejects(commitWith('/new', ALICE, { gid: 1001 }, false), { code: 'EPERM' }, 'chgrp to a group the owner is not in')
+  t.same([core.ns.stat('/bobs', ROOT).mode, core.ns.stat('/bobs', ROOT).size], [0o666, 5], 'refused commit: mode and content unchanged')
+  t.same([core.ns.stat('/new', ROOT).uid, core.ns.stat('/new', ROOT).gid, core.ns.stat('/new', ROOT).size], [ALICE.uid, 2000, 10], 'refused commits: owner, group and content unchanged')
+  // The superuser may do all of it; a non-superuser's change of owner clears setuid as chown does.
+  await commitWith('/bobs', ROOT, { mode: 0o4755, uid: ALICE.uid, gid: 2000 }, false)
+  const b = core.ns.stat('/bobs', ROOT)
+  t.same([b.mode, b.uid, b.gid], [0o4755, ALICE.uid, 2000], 'superuser: mode, owner and group in one commit')
+})
