@@ -4,14 +4,11 @@
 import { CommanderError } from 'commander'
 import { buildProgram } from './program.js'
 import { EXIT_FAIL, EXIT_USAGE } from './errors.js'
-import { raiseMallocThresholds } from '../common/malloc-tuning.js'
 
 /** After the command finished, give stdout this long to drain, then exit regardless. */
 const EXIT_GRACE_MS = 2000
 
 async function main (): Promise<void> {
-  // Data streams churn 64 KiB buffers: keep freed ones instead of faulting them in again.
-  raiseMallocThresholds()
   const program = buildProgram()
   try {
     await program.parseAsync(process.argv)
