@@ -9,9 +9,6 @@ import { HissError } from '../common/errors.js'
 import type { HissConfig } from '../common/config.js'
 import { errorFromResponse, toHissError } from './http-errors.js'
 
-/** Buffer bound of a client socket and of a response read from it (1 MiB). */
-export const SOCKET_HWM = 1024 * 1024
-
 export type Query = Record<string, string | number | boolean | undefined>
 
 export interface JsonRequest {
@@ -41,12 +38,8 @@ export class HttpClient {
     // Servers speak https when they have a certificate; a client config names either the
     // CA to verify them with or (sharing the servers' file) the certificate itself.
     this.scheme = caFile !== undefined || cfg['tls.cert'] !== undefined ? 'https' : 'http'
-    // Sockets (and so the responses on them, which take the socket's readable
-    // highWaterMark) buffer up to SOCKET_HWM: with Node's 16 KiB default every 64 KiB
-    // network read overfilled the response, which paused and resumed the socket.
-    const sock = { keepAlive: true, highWaterMark: SOCKET_HWM }
-    this.httpAgent = new http.Agent(sock)
-    this.httpsAgent = new https.Agent({ ...sock, ...(ca === undefined ? {} : { ca }) })
+    this.httpAgent = new http.Agent({ keepAlive: true })
+    this.httpsAgent = new https.Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca }) })
     this.got = got.extend({
       retry: { limit: 0 },
       agent: { http: this.httpAgent, https: this.httpsAgent },
