@@ -12,6 +12,7 @@ R=${1:-3}; MIB=${2:-256}; REPS=${3:-2}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CLI="$REPO/dist/src/cli/main.js"; MOUNT="$REPO/dist/src/fuse/main.js"
 W=$(mktemp -d /tmp/io-micro-XXXXXX)
+TIMEF=/tmp/io-micro-time.$$
 PIDS=()
 cleanup () {
   fusermount -u "$W/mnt" 2>/dev/null || umount -l "$W/mnt" 2>/dev/null || true
@@ -58,7 +59,6 @@ cpu () { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/
 DSP="${PIDS[1]} ${PIDS[2]} ${PIDS[3]}"; MP="${PIDS[4]}"
 snap () { C_DS=$(cpu $DSP); C_M=$(cpu $MP); }
 used () { echo "cpu ds $(node -e "console.log((($(cpu $DSP)-$C_DS)/100).toFixed(2))")s mount $(node -e "console.log((($(cpu $MP)-$C_M)/100).toFixed(2))")s"; }
-TIMEF=/tmp/io-micro-time.$$
 drop () { sync; echo 3 > /proc/sys/vm/drop_caches; }
 for rep in $(seq 1 "$REPS"); do
   if [ -z "${SKIP_MOUNT:-}" ]; then

@@ -11,6 +11,7 @@ import { resolveConfigPath } from '../common/config-path.js'
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, ExitWith, PathFailure, formatFailure } from './errors.js'
 import { writeErr } from './output.js'
 import { toRemotePath } from './remote-path.js'
+import { raiseMallocThresholds } from '../common/malloc-tuning.js'
 
 export interface ClientContext {
   readonly command: string
@@ -85,6 +86,8 @@ export async function runClientCommand<O> (name: string, configFlag: string | un
 /** A commander action for a client command: arguments come from `processedArgs`. */
 export function clientAction<O> (name: string, fn: ClientCommand<O>): (...all: unknown[]) => Promise<void> {
   return async (...all: unknown[]) => {
+    // Data streams churn 64 KiB buffers: keep freed ones instead of faulting them in again.
+    raiseMallocThresholds()
     const cmd = all[all.length - 1] as Command
     const globals = cmd.optsWithGlobals<GlobalOpts>()
     process.exitCode = await runClientCommand(name, globals.config, cmd.processedArgs, cmd.opts<O & object>(), fn)

@@ -46,6 +46,9 @@ export class BlockReadStream extends Readable {
   private started = false
   private source: Readable | undefined
   private watchdog: Timer | undefined
+  /** The stream the watchdog guards, and when it last delivered (clock.now()). */
+  private watched: Readable | undefined
+  private lastByteAt = 0
   private pausedAt: number | undefined
   /** The consumer held the current attempt paused for client.timeout.ms or more. */
   private stalledByReader = false
@@ -196,17 +199,33 @@ export class BlockReadStream extends Readable {
     this.pausedAt = undefined
   }
 
-  /** No byte for client.timeout.ms while we are waiting for one: fail over. */
+  /**
+   * No byte for client.timeout.ms while we are waiting for one: fail over. Called for
+   * every chunk, so it only notes the time: the one timer, when it fires, re-arms itself
+   * for what is left of the timeout after the latest byte (a timer per chunk cost a
+   * clearTimeout + setTimeout per 64 KiB).
+   */
   private armWatchdog (src: Readable): void {
+    this.lastByteAt = this.d.clock.now()
+    if (this.watchdog !== undefined && this.watched === src) return
     this.clearWatchdog()
-    this.watchdog = this.d.clock.setTimeout(() => {
-      src.destroy(HissError.ETIMEDOUT('replica stopped sending'))
-    }, this.d.http.timeoutMs)
+    this.watched = src
+    const check = (): void => {
+      const idle = this.d.clock.now() - this.lastByteAt
+      if (idle >= this.d.http.timeoutMs) {
+        this.watchdog = undefined
+        src.destroy(HissError.ETIMEDOUT('replica stopped sending'))
+      } else {
+        this.watchdog = this.d.clock.setTimeout(check, this.d.http.timeoutMs - idle)
+      }
+    }
+    this.watchdog = this.d.clock.setTimeout(check, this.d.http.timeoutMs)
   }
 
   private clearWatchdog (): void {
     this.d.clock.clearTimeout(this.watchdog)
     this.watchdog = undefined
+    this.watched = undefined
   }
 
   /**

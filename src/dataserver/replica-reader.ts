@@ -8,6 +8,43 @@ import { META_HEADER_BYTES, verifyChunks, type MetaHeader } from './checksum.js'
 
 export const READ_BATCH_BYTES = 1024 * 1024
 
+/**
+ * Batch buffers for reuse. A fresh 1 MiB buffer per batch costs page faults and a GC
+ * of its backing store (measured: 0.35-0.7 s of system time per GiB read, against 0.1 s
+ * into reused buffers). A buffer comes back only through `give`, which the consumer
+ * calls once nothing refers to the bytes any more (for a socket: the write callback);
+ * one never given back is left to the GC. Only buffers this pool made are taken back,
+ * each once per `take`, so a stray or double `give` cannot put bytes in use back.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = []
+  private readonly out = new WeakSet<ArrayBufferLike>()
+
+  constructor (readonly bufferBytes: number, readonly maxFree: number) {}
+
+  /** A buffer of `size` bytes (uninitialised); pooled when size <= bufferBytes. */
+  take (size: number): Buffer {
+    if (size > this.bufferBytes) return Buffer.allocUnsafe(size)
+    const b = this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferBytes)
+    this.out.add(b.buffer)
+    return b.subarray(0, size)
+  }
+
+  /** Return the buffer behind `view` (any view of a taken buffer) for reuse. */
+  give (view: Uint8Array): void {
+    const ab = view.buffer
+    if (!this.out.has(ab)) return
+    this.out.delete(ab)
+    if (this.free.length < this.maxFree) this.free.push(Buffer.from(ab, 0, this.bufferBytes))
+  }
+
+  /** Buffers waiting for reuse (tests). */
+  get freeCount (): number { return this.free.length }
+}
+
+/** The DataServer's pool for block reads that are sent to a socket (routes-blocks.ts). */
+export const sendPool = new BufferPool(READ_BATCH_BYTES, 16)
+
 /** Fill `buf` from `pos`; a file that ends early is a damaged replica. */
 export async function readFully (fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
   let off = 0
@@ -28,6 +65,12 @@ export interface ReadVerifiedOptions {
   readAhead?: number
   /** Called after each batch with its size: the scanner uses it to pace itself. */
   pace?: (bytes: number) => Promise<void>
+  /**
+   * Take batch buffers from this pool. The consumer gives each yielded buffer back
+   * (pool.give) once it no longer needs the bytes; batches read ahead but never
+   * yielded go back when the read ends.
+   */
+  pool?: BufferPool
 }
 
 /** Default read-ahead of a verified read: with 1 MiB batches, 3 MiB in memory per read. */
@@ -54,7 +97,7 @@ export async function * readVerified (data: FileHandle, meta: FileHandle, header
     const n = Math.min(perBatch, lastChunk - next + 1)
     const start = next * cb
     const stop = Math.min(start + n * cb, header.length)
-    const buf = Buffer.allocUnsafe(stop - start)
+    const buf = opts.pool?.take(stop - start) ?? Buffer.allocUnsafe(stop - start)
     const crcs = Buffer.allocUnsafe(4 * n)
     const done = Promise.all([readFully(data, buf, start), readFully(meta, crcs, META_HEADER_BYTES + 4 * next)])
     // Observed when its turn comes, or settled in `finally`: never unhandled.
@@ -80,5 +123,7 @@ export async function * readVerified (data: FileHandle, meta: FileHandle, header
     }
   } finally {
     await Promise.allSettled(queue.map(b => b.done))
+    // Read ahead but never handed out: nothing else refers to them.
+    if (opts.pool !== undefined) for (const b of queue) opts.pool.give(b.buf)
   }
 }

@@ -11,6 +11,7 @@ import { HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN
 import type { BlockStore, ReadHandle } from './block-store.js'
 import type { IncomingBlock } from './block-receiver.js'
 import { parsePipeline } from './pipeline.js'
+import { sendPool } from './replica-reader.js'
 import { patchHandler, type PatchDeps } from './patch-receiver.js'
 import type { StreamLimiter } from './stream-limiter.js'
 
@@ -64,7 +65,7 @@ export function blockRoutes (d: BlockRoutesDeps): express.Router {
     const length = req.query.length === undefined ? undefined : parseBlockNumber(req.query.length, 'length')
     if (!d.limiter.tryAcquire()) throw HissError.EAGAIN('dataserver busy: too many block streams')
     try {
-      await sendVerified(res, d.store.openRead(id, gen, offset, length), d.log)
+      await sendVerified(res, d.store.openRead(id, gen, offset, length, { pool: sendPool }), d.log)
     } finally {
       d.limiter.release()
     }
@@ -100,7 +101,9 @@ async function sendVerified (res: Response, h: ReadHandle, log: Logger): Promise
     })
     res.flushHeaders()
     while (next.done !== true) {
-      if (!res.write(next.value)) await drainOrClose(res)
+      // The batch buffer is reused once the socket is done with it (the callback).
+      const chunk = next.value
+      if (!res.write(chunk, () => { sendPool.give(chunk) })) await drainOrClose(res)
       if (res.destroyed || res.writableEnded) return
       try {
         next = await it.next()

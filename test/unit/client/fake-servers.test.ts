@@ -140,6 +140,55 @@ t.test('readBlock fails over mid-stream and resumes at the first missing byte', 
   t.same(badReports, [{ block: { id: 42, gen: 1 }, dataserver: 'ds1' }], 'the cutting replica was reported')
 })
 
+t.test('readBlock: a replica that goes silent is left after client.timeout.ms; a slow but steady one is not', async t => {
+  const data = pattern(200000, 5)
+  const ns = await fakeServer(t, (req, res) => {
+    if (req.path === '/v1/ns/badblock') { json(res, 200, { ok: true }); return }
+    fail(res, 'ENOENT')
+  })
+  const piece = 10000
+  // Steady: one piece every 100 ms, 2 s in all - four times the timeout, never silent for it.
+  const steady = await fakeServer(t, async (req, res) => {
+    const off = Number(req.query.get('offset'))
+    const len = Number(req.query.get('length'))
+    res.writeHead(200, { 'content-length': len })
+    for (let p = off; p < off + len; p += piece) {
+      if (res.destroyed) return
+      res.write(data.subarray(p, Math.min(p + piece, off + len)))
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    res.end()
+  })
+  // Silent: 3 pieces, then nothing (the connection stays open).
+  const silent = await fakeServer(t, async (req, res) => {
+    const off = Number(req.query.get('offset'))
+    const len = Number(req.query.get('length'))
+    res.writeHead(200, { 'content-length': len })
+    for (let i = 0; i < 3; i++) {
+      res.write(data.subarray(off + i * piece, off + (i + 1) * piece))
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  })
+  const full = await fakeServer(t, (req, res) => {
+    const off = Number(req.query.get('offset'))
+    const len = Number(req.query.get('length'))
+    res.writeHead(200, { 'content-length': len })
+    res.end(data.subarray(off, off + len))
+  })
+  const client = makeClient(t, ns.address, { 'client.timeout.ms': 500 })
+  const block: LocatedBlock = { id: 9, gen: 1, length: data.length, offset: 0, token: 'tok', locations: [{ id: 'steady', address: steady.address }, { id: 'full', address: full.address }] }
+  const got = await readAll(client.readBlock(block, 0, data.length))
+  t.ok(got.equals(data), 'the steady replica delivered everything')
+  t.equal(full.requests.length, 0, 'no failover from a replica that kept sending')
+
+  const t0 = Date.now()
+  const got2 = await readAll(client.readBlock({ ...block, locations: [{ id: 'silent', address: silent.address }, { id: 'full', address: full.address }] }, 0, data.length))
+  const took = Date.now() - t0
+  t.ok(got2.equals(data), 'bytes identical after the failover')
+  t.equal(full.requests[0]?.query.get('offset'), String(3 * piece), 'resumed after the bytes the silent replica sent')
+  t.ok(took >= 700 && took < 5000, `left the silent replica about client.timeout.ms after its last byte (${took} ms)`)
+})
+
 t.test('readBlock: a refused connection moves on without a report; BAD_TOKEN refreshes by ino', async t => {
   const data = pattern(5000, 9)
   const dead = await fakeServer(t, (_req, res) => { fail(res, 'EIO') })

@@ -5,7 +5,7 @@
 import t from 'tap'
 import type { FileHandle } from 'node:fs/promises'
 import { ChunkChecksummer, META_HEADER_BYTES } from '../../../src/dataserver/checksum.js'
-import { readVerified } from '../../../src/dataserver/replica-reader.js'
+import { BufferPool, readVerified } from '../../../src/dataserver/replica-reader.js'
 import { WriteBehind } from '../../../src/dataserver/write-behind.js'
 import { bytes } from './helpers.js'
 
@@ -72,6 +72,51 @@ t.test('verified reads run ahead of the consumer and settle before returning', a
   for await (const p of readVerified(memReader(data, ps), memReader(meta, ms), header, 0, data.length, { batchBytes: 1024, pace: async () => {} })) void p
   t.equal(ps.maxInFlight, 1, 'one batch at a time when paced')
   t.equal(META_HEADER_BYTES, 24)
+})
+
+t.test('verified reads reuse pooled batch buffers only once given back', async t => {
+  const data = bytes(20000, 5)
+  const meta = metaFor(data, 512)
+  const header = { chunkBytes: 512, length: data.length }
+  const st = { inFlight: 0, maxInFlight: 0 }
+  const pool = new BufferPool(1024, 4)
+
+  // Pieces kept (never given back) are never overwritten by later batches.
+  const kept: Buffer[] = []
+  for await (const p of readVerified(memReader(data, st), memReader(meta, st), header, 100, 19000, { batchBytes: 1024, readAhead: 2, pool })) kept.push(p)
+  t.ok(Buffer.concat(kept).equals(data.subarray(100, 19100)), 'bytes intact when nothing is given back')
+  t.equal(pool.freeCount, 0)
+
+  // Given back after use: the same few buffers go round, and every byte is right.
+  const seen = new Set<ArrayBufferLike>()
+  const copies: Buffer[] = []
+  for await (const p of readVerified(memReader(data, st), memReader(meta, st), header, 0, data.length, { batchBytes: 1024, readAhead: 2, pool })) {
+    seen.add(p.buffer)
+    copies.push(Buffer.from(p))
+    pool.give(p)
+    pool.give(p) // a second give of the same buffer is ignored
+  }
+  t.ok(Buffer.concat(copies).equals(data), 'exact bytes through recycled buffers')
+  t.ok(seen.size <= 4, `at most 1 + readAhead + 1 buffers in use (${seen.size})`)
+  t.ok(pool.freeCount <= 4)
+
+  // A buffer the pool did not make is never taken in.
+  const before = pool.freeCount
+  pool.give(Buffer.alloc(1024))
+  t.equal(pool.freeCount, before)
+
+  // The consumer stops early: the batches read ahead come back once settled.
+  const p2 = new BufferPool(1024, 8)
+  for await (const p of readVerified(memReader(data, st), memReader(meta, st), header, 0, data.length, { batchBytes: 1024, readAhead: 3, pool: p2 })) {
+    void p
+    break
+  }
+  t.equal(p2.freeCount, 3, 'read-ahead batches returned, the yielded one stays with the consumer')
+  // Larger than the pool's buffers: a plain allocation, never pooled.
+  const big = p2.take(4096)
+  t.equal(big.length, 4096)
+  p2.give(big)
+  t.equal(p2.freeCount, 3)
 })
 
 interface FakeWriter {
