@@ -19,9 +19,14 @@ import type { LocatedBlock } from '../common/protocol.js'
 
 export const DEFAULT_PIECE_BYTES = 1024 * 1024
 
-/** The one client call the cache needs. */
+/**
+ * The client calls the cache needs: readBlock, or readBlockInto when the client has it
+ * (bytes as views of the client's reused receive buffer, copied into pieces at once:
+ * no buffer allocated per network read).
+ */
 export interface BlockReader {
   readBlock (block: LocatedBlock, offset: number, length: number, opts?: { ino?: number }): Readable
+  readBlockInto? (block: LocatedBlock, offset: number, length: number, sink: (bytes: Buffer) => void, opts?: { ino?: number }): Promise<void>
 }
 
 export interface BlockCacheOptions {
@@ -264,17 +269,11 @@ export class BlockCache {
       const e = isHissError(err) ? err : HissError.EIO(`reading block ${block.id}: ${(err as Error)?.message ?? String(err)}`)
       for (let i = k - a; i < ds.length; i++) { done(i); ds[i]!.reject(e) }
     }
-    let stream: Readable
-    try {
-      stream = this.reader.readBlock(block, start, end - start, { ino })
-    } catch (err) {
-      fail(err)
-      return ds.map(d => d.promise)
-    }
-    stream.on('data', (chunk: Buffer) => {
+    /** Copy a run of bytes into the pieces; false once the fetch has failed. */
+    const take = (chunk: Buffer): boolean => {
       let off = 0
       while (off < chunk.length && !settled) {
-        if (k > b) { fail(HissError.EIO(`block ${block.id}: more bytes than asked for`)); stream.destroy(); return }
+        if (k > b) { fail(HissError.EIO(`block ${block.id}: more bytes than asked for`)); return false }
         if (cur === undefined) { cur = this.allocPiece(this.pieceLength(block, k)); filled = 0 }
         const n = Math.min(chunk.length - off, cur.length - filled)
         chunk.copy(cur, filled, off, off + n)
@@ -289,11 +288,34 @@ export class BlockCache {
           k++
         }
       }
-    })
-    stream.on('end', () => {
+      return !settled
+    }
+    const ended = (): void => {
       if (k <= b) fail(HissError.EIO(`block ${block.id}: short read`))
       settled = true
+    }
+    const into = this.reader.readBlockInto
+    if (into !== undefined) {
+      try {
+        into.call(this.reader, block, start, end - start, chunk => {
+          if (!take(chunk)) throw HissError.EIO(`block ${block.id}: fetch abandoned`)
+        }, { ino }).then(ended, fail)
+      } catch (err) {
+        fail(err)
+      }
+      return ds.map(d => d.promise)
+    }
+    let stream: Readable
+    try {
+      stream = this.reader.readBlock(block, start, end - start, { ino })
+    } catch (err) {
+      fail(err)
+      return ds.map(d => d.promise)
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (!take(chunk)) stream.destroy()
     })
+    stream.on('end', ended)
     stream.on('error', fail)
     return ds.map(d => d.promise)
   }
