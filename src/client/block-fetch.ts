@@ -22,6 +22,8 @@ import { errorFromResponse, toHissError } from './http-errors.js'
 export const FETCH_BUFFER_BYTES = 256 * 1024
 const MAX_HEADER_BYTES = 64 * 1024
 const MAX_ERROR_BODY = 64 * 1024
+/** After a complete reply, how long the server gets to close the connection. */
+const CLOSE_GRACE_MS = 2000
 const FREE_BUFFERS = 8
 const free: Buffer[] = []
 
@@ -63,11 +65,15 @@ export function fetchRange (f: RangeFetch, sink: (bytes: Buffer) => void): Promi
     const finish = (err?: HissError): void => {
       if (settled) return
       settled = true
-      socket.destroy()
-      // The socket no longer reads into the buffer once destroyed.
-      if (free.length < FREE_BUFFERS) free.push(buffer)
-      if (err === undefined) resolve()
-      else reject(err)
+      if (err === undefined) {
+        // Complete: the server closes (we asked for connection: close). Letting it close
+        // first keeps TIME_WAIT on its side, not on our ephemeral ports.
+        socket.setTimeout(CLOSE_GRACE_MS, () => { socket.destroy() })
+        resolve()
+      } else {
+        socket.destroy()
+        reject(err)
+      }
     }
     const onBody = (bytes: Buffer): void => {
       if (status === 200) {
@@ -105,7 +111,7 @@ export function fetchRange (f: RangeFetch, sink: (bytes: Buffer) => void): Promi
       }
     }
     const onRead = (n: number, buf: Buffer): boolean => {
-      if (settled) return false
+      if (settled) return true
       try {
         let bytes = buf.subarray(0, n)
         if (left < 0) {
@@ -130,6 +136,8 @@ export function fetchRange (f: RangeFetch, sink: (bytes: Buffer) => void): Promi
     socket.setTimeout(f.timeoutMs, () => { finish(HissError.ETIMEDOUT(`no answer in time (${f.address})`)) })
     socket.on('error', err => { finish(toHissError(err, f.address)) })
     socket.on('close', () => {
+      // Only a closed socket no longer reads into the buffer.
+      if (free.length < FREE_BUFFERS) free.push(buffer)
       if (left < 0) finish(HissError.from('EAGAIN', `connection closed before a reply (${f.address})`))
       else finish(HissError.EIO(`replica on ${f.address} ended ${left} bytes short`))
     })
