@@ -7,7 +7,8 @@ import { SystemClock, type Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { isHissError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
-import type { AddBlockReply, DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply, WriteOpenReply } from '../common/protocol.js'
+import { HEADER_TOKEN, type AddBlockReply, type DirEntry, type FileStat, type FsckReply, type LocatedBlock, type PingReply, type ReportReply, type StatfsReply, type WriteOpenReply } from '../common/protocol.js'
+import { fetchRange } from './block-fetch.js'
 import { BlockReadStream, type BlockReadOptions } from './block-reader.js'
 import { FileReadStream } from './file-reader.js'
 import { putFile } from './file-writer.js'
@@ -129,6 +130,44 @@ export class HissClient implements HissFs {
 
   readBlock (block: LocatedBlock, offset: number, length: number, opts: BlockReadOptions = {}): Readable {
     return new BlockReadStream({ http: this.http, ns: this.ns, clock: this.clock, log: this.log, retryMs: this.cfg['client.retry.ms'] }, block, offset, length, opts)
+  }
+
+  /**
+   * A direct read over a plain socket into a reused buffer (block-fetch.ts), moving on
+   * to the next replica only when a connection is refused (nothing was sent). On any
+   * other failure (a reply cut short by a checksum error, a refused token, a timeout)
+   * and over https, what is still missing comes through readBlock from the first byte
+   * not yet delivered: it fails over, refreshes locations and tokens, and reports bad
+   * replicas, as for every other reader.
+   */
+  async readBlockInto (block: LocatedBlock, offset: number, length: number, sink: (bytes: Buffer) => void, opts: BlockReadOptions = {}): Promise<void> {
+    let done = 0
+    let sinkErr: { err: unknown } | undefined
+    const take = (bytes: Buffer): void => {
+      try {
+        sink(bytes)
+      } catch (err) {
+        sinkErr = { err }
+        throw err
+      }
+      done += bytes.length
+    }
+    if (this.http.scheme === 'http') {
+      for (const loc of block.locations) {
+        if (done >= length) return
+        try {
+          const query = new URLSearchParams({ gen: String(block.gen), offset: String(offset + done), length: String(length - done) })
+          await fetchRange({ address: loc.address, path: `/v1/blocks/${block.id}?${query.toString()}`, headers: { [HEADER_TOKEN]: block.token }, length: length - done, timeoutMs: this.http.timeoutMs }, take)
+          return
+        } catch (err) {
+          if (sinkErr !== undefined) throw sinkErr.err
+          this.log.debug('direct replica read failed', { block: block.id, dataserver: loc.id, delivered: done, err })
+          if (!isHissError(err) || err.code !== 'ECONNREFUSED') break
+        }
+      }
+    }
+    if (done >= length) return
+    for await (const chunk of this.readBlock(block, offset + done, length - done, opts)) take(chunk as Buffer)
   }
 
   createReadStream (path: string, opts: ReadOptions = {}): Readable {

@@ -117,6 +117,13 @@ export interface HissFs {
    * neither, a block whose replicas all fail is BLOCK_LOST at once).
    */
   readBlock (block: LocatedBlock, offset: number, length: number, opts?: { ino?: number, path?: string }): Readable
+  /**
+   * The same bytes, handed to `sink` as views of a reused buffer (valid only during the
+   * call: copy what you keep). Cheaper per byte than readBlock for a caller that copies
+   * at once; same failover, in the end (what a direct read could not get comes through
+   * readBlock). Rejects when the range could not be read, with no more sink calls after.
+   */
+  readBlockInto? (block: LocatedBlock, offset: number, length: number, sink: (bytes: Buffer) => void, opts?: { ino?: number, path?: string }): Promise<void>
   /** Whole-file (or ranged) streaming read with failover. */
   createReadStream (path: string, opts?: ReadOptions): Readable
   /** Stream a file in (put): invisible until complete; overwrite replaces atomically. */

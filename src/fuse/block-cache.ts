@@ -7,9 +7,11 @@
 // Memory is recycled: touching fresh memory costs a page fault per 4 KiB, which made
 // filling new piece buffers the mount's main cost on sequential reads. Evicted pieces go
 // to a small free list and are refilled by the next fetch; a piece a reader is copying
-// from is pinned and never recycled under it. A sequential reader (streaming) drops the
-// pieces it has read past: the kernel's page cache holds them while the file stays open,
-// so the cache keeps the read-ahead window of a stream, not the whole stream.
+// from is pinned and never recycled under it. A sequential reader (streaming) releases the
+// pieces its run has read past (release()): the kernel's page cache holds them while the
+// file stays open, so the cache keeps the read-ahead window of a stream, not the whole
+// stream. Only pieces a stream itself went through are released: a random reader's
+// pieces stay cached (they are what makes its next reads hits).
 import type { Readable } from 'node:stream'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
@@ -17,9 +19,14 @@ import type { LocatedBlock } from '../common/protocol.js'
 
 export const DEFAULT_PIECE_BYTES = 1024 * 1024
 
-/** The one client call the cache needs. */
+/**
+ * The client calls the cache needs: readBlock, or readBlockInto when the client has it
+ * (bytes as views of the client's reused receive buffer, copied into pieces at once:
+ * no buffer allocated per network read).
+ */
 export interface BlockReader {
   readBlock (block: LocatedBlock, offset: number, length: number, opts?: { ino?: number }): Readable
+  readBlockInto? (block: LocatedBlock, offset: number, length: number, sink: (bytes: Buffer) => void, opts?: { ino?: number }): Promise<void>
 }
 
 export interface BlockCacheOptions {
@@ -73,12 +80,8 @@ export class BlockCache {
 
   get cachedBytes (): number { return this.bytes }
 
-  /**
-   * Copy bytes [off, off+len) of `block` into dst at dstOff. Retries a failed fetch once.
-   * `streaming`: a sequential reader; pieces of this block more than one piece behind
-   * `off` are dropped (it has read past them).
-   */
-  async read (block: LocatedBlock, ino: number, off: number, len: number, dst: Buffer, dstOff: number, streaming = false): Promise<void> {
+  /** Copy bytes [off, off+len) of `block` into dst at dstOff. Retries a failed fetch once. */
+  async read (block: LocatedBlock, ino: number, off: number, len: number, dst: Buffer, dstOff: number): Promise<void> {
     if (len <= 0) return
     if (off < 0 || off + len > block.length) throw HissError.EIO(`read past the end of block ${block.id}`)
     const first = Math.floor(off / this.pieceBytes)
@@ -106,8 +109,17 @@ export class BlockCache {
     } finally {
       for (const p of pieces) this.unpin(p)
     }
-    // One piece of slack behind the reader: the kernel sends reads slightly out of order.
-    if (streaming && first >= 2) this.dropPiece(block, first - 2)
+  }
+
+  /**
+   * A streaming reader has read past bytes [off, end) of `block`: drop the pieces that
+   * lie wholly inside (a piece only partly inside may hold bytes someone else reads).
+   */
+  release (block: { id: number, gen: number, length: number }, off: number, end: number): void {
+    const first = Math.ceil(off / this.pieceBytes)
+    // The block's short last piece ends at the block's end.
+    const last = end >= block.length ? Math.ceil(block.length / this.pieceBytes) - 1 : Math.floor(end / this.pieceBytes) - 1
+    for (let k = first; k <= last; k++) this.remove(key(block, k))
   }
 
   /** Start fetching [off, off+len) of `block` in the background. */
@@ -142,10 +154,6 @@ export class BlockCache {
 
   clear (): void {
     for (const k of [...this.pieces.keys()]) this.remove(k)
-  }
-
-  private dropPiece (block: { id: number, gen: number }, piece: number): void {
-    this.remove(key(block, piece))
   }
 
   private remove (kk: string): void {
@@ -261,17 +269,11 @@ export class BlockCache {
       const e = isHissError(err) ? err : HissError.EIO(`reading block ${block.id}: ${(err as Error)?.message ?? String(err)}`)
       for (let i = k - a; i < ds.length; i++) { done(i); ds[i]!.reject(e) }
     }
-    let stream: Readable
-    try {
-      stream = this.reader.readBlock(block, start, end - start, { ino })
-    } catch (err) {
-      fail(err)
-      return ds.map(d => d.promise)
-    }
-    stream.on('data', (chunk: Buffer) => {
+    /** Copy a run of bytes into the pieces; false once the fetch has failed. */
+    const take = (chunk: Buffer): boolean => {
       let off = 0
       while (off < chunk.length && !settled) {
-        if (k > b) { fail(HissError.EIO(`block ${block.id}: more bytes than asked for`)); stream.destroy(); return }
+        if (k > b) { fail(HissError.EIO(`block ${block.id}: more bytes than asked for`)); return false }
         if (cur === undefined) { cur = this.allocPiece(this.pieceLength(block, k)); filled = 0 }
         const n = Math.min(chunk.length - off, cur.length - filled)
         chunk.copy(cur, filled, off, off + n)
@@ -286,11 +288,34 @@ export class BlockCache {
           k++
         }
       }
-    })
-    stream.on('end', () => {
+      return !settled
+    }
+    const ended = (): void => {
       if (k <= b) fail(HissError.EIO(`block ${block.id}: short read`))
       settled = true
+    }
+    const into = this.reader.readBlockInto
+    if (into !== undefined) {
+      try {
+        into.call(this.reader, block, start, end - start, chunk => {
+          if (!take(chunk)) throw HissError.EIO(`block ${block.id}: fetch abandoned`)
+        }, { ino }).then(ended, fail)
+      } catch (err) {
+        fail(err)
+      }
+      return ds.map(d => d.promise)
+    }
+    let stream: Readable
+    try {
+      stream = this.reader.readBlock(block, start, end - start, { ino })
+    } catch (err) {
+      fail(err)
+      return ds.map(d => d.promise)
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (!take(chunk)) stream.destroy()
     })
+    stream.on('end', ended)
     stream.on('error', fail)
     return ds.map(d => d.promise)
   }

@@ -2,7 +2,7 @@
 // per handle (open flags, read-ahead cursor). Numbers start at 1 because fuse-native
 // treats a handle of 0 as "none".
 import { HissError } from '../common/errors.js'
-import type { OpenFile, ReadCursor } from './open-file.js'
+import { newReadCursor, type OpenFile, type ReadCursor } from './open-file.js'
 
 export const O_ACCMODE = 0o3
 export const O_RDONLY = 0o0
@@ -37,8 +37,7 @@ export class HandleTable {
       flags,
       append: (flags & O_APPEND) !== 0,
       writable: acc === O_WRONLY || acc === O_RDWR,
-      lastEnd: 0,
-      raUntil: 0,
+      ...newReadCursor(),
     }
     this.handles.set(fd, h)
     file.refs++

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../common/log.js'
 import { resolveConfigPath } from '../common/config-path.js'
 import { createClient } from '../client/hiss-client.js'
 import { processIdentity } from '../client/identity.js'
+import { tuneGc } from './gc-tuning.js'
 import { HissMount } from './mount.js'
 
 
@@ -36,6 +37,7 @@ async function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise
 }
 
 async function run (mountpointArg: string, opts: { config?: string }): Promise<void> {
+  tuneGc()
   let cfg: HissConfig
   try {
     cfg = loadConfigFile(resolveConfigPath(opts.config, process.env, 'client.json'))

@@ -54,8 +54,24 @@ export interface OpenFileDeps {
   onCommit?: (stat: FileStat) => void
 }
 
-/** Per-handle read-ahead state. */
-export interface ReadCursor { lastEnd: number, raUntil: number }
+/**
+ * Per-handle read state: where the last read ended, how far read-ahead was asked for,
+ * and the current sequential run (reads each starting near where the previous ended).
+ */
+export interface ReadCursor {
+  lastEnd: number
+  raUntil: number
+  /** Where the current run began (the reader's last jump). */
+  runStart: number
+  /** Reads in the current run; 0 before the first read. */
+  runReads: number
+  /** The run's bytes below this were released from the block cache already. */
+  released: number
+}
+
+export function newReadCursor (): ReadCursor {
+  return { lastEnd: 0, raUntil: 0, runStart: 0, runReads: 0, released: 0 }
+}
 
 interface BaseSlot { kind: 'base', ref: BlockRef, located?: LocatedBlock }
 /** `located`: set when the block was patched (its new generation, readable once committed). */
@@ -224,10 +240,8 @@ export class OpenFile {
         }
         continue
       }
-      // A reader going forward lets the cache drop what it has read past.
-      const streaming = cursor !== undefined && pos > 0 && Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
-      await Promise.all(segs.map(g => this.readSegment(g, dst, streaming)))
-      this.readahead(pos, end, cursor)
+      await Promise.all(segs.map(g => this.readSegment(g, dst)))
+      if (cursor !== undefined) this.advance(pos, end, cursor)
       return end - pos
     }
     throw HissError.EIO(`file ${this.path} kept changing under a read`)
@@ -249,7 +263,7 @@ export class OpenFile {
     return segs
   }
 
-  private async readSegment (g: Segment, dst: Buffer, streaming = false): Promise<void> {
+  private async readSegment (g: Segment, dst: Buffer): Promise<void> {
     const s = g.slot
     if (s.kind === 'zero') { dst.fill(0, g.dstOff, g.dstOff + g.n); return }
     if (s.kind === 'local') { await s.spool.read(dst, g.dstOff, g.n, g.slotOff); return }
@@ -260,19 +274,49 @@ export class OpenFile {
       return
     }
     if (s.kind === 'base' && s.located !== undefined) {
-      await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff, streaming)
+      await this.deps.cache.read(s.located, this.ino, g.slotOff, g.n, dst, g.dstOff)
       return
     }
     throw HissError.EIO('block not readable')
   }
 
-  private readahead (pos: number, end: number, cursor: ReadCursor | undefined): void {
-    const ra = this.deps.readaheadBytes
-    if (cursor === undefined || ra <= 0) return
-    // The kernel's own read-ahead sends reads slightly out of order: tolerate that.
-    const sequential = pos === 0 || Math.abs(pos - cursor.lastEnd) <= this.deps.cache.pieceBytes
+  /**
+   * Follow a handle's reads. A read starting within a piece of where the last one ended
+   * continues the run (the kernel's read-ahead sends reads slightly out of order); any
+   * other read starts a new one. A run of two reads or more (or a read from offset 0) is
+   * sequential: it gets read-ahead, and the cache drops the pieces the run has left a
+   * piece behind. A random reader's reads land near each other now and then, but such
+   * a "run" never gets a whole piece behind it, so none of its cached pieces are dropped
+   * (dropping them made every later read of them a 1 MiB fetch again).
+   */
+  private advance (pos: number, end: number, cursor: ReadCursor): void {
+    const slack = this.deps.cache.pieceBytes
+    if (cursor.runReads > 0 && Math.abs(pos - cursor.lastEnd) <= slack) {
+      cursor.runReads++
+      if (pos < cursor.runStart) cursor.runStart = pos
+    } else {
+      cursor.runStart = pos
+      cursor.runReads = 1
+      cursor.released = pos
+    }
     cursor.lastEnd = end
-    if (!sequential) { cursor.raUntil = end; return }
+    if (pos !== 0 && cursor.runReads < 2) { cursor.raUntil = end; return }
+    // Pieces wholly inside [runStart, to) not released yet: each ends past `released`,
+    // so starts less than a piece before it.
+    const from = Math.max(cursor.released - slack, cursor.runStart)
+    const to = pos - slack
+    if (to > cursor.released) {
+      cursor.released = to
+      for (const g of this.plan(from, to)) {
+        if (g.slot.kind === 'base' && g.slot.located !== undefined) this.deps.cache.release(g.slot.located, g.slotOff, g.slotOff + g.n)
+      }
+    }
+    this.readahead(end, cursor)
+  }
+
+  private readahead (end: number, cursor: ReadCursor): void {
+    const ra = this.deps.readaheadBytes
+    if (ra <= 0) return
     // Keep the window at least half full: top it up once half of it has been consumed,
     // with one ranged read per block for the whole top-up (the DataServer reads ahead
     // within a request; a request per piece costs a round trip and a file open each).

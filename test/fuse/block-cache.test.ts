@@ -1,12 +1,15 @@
 // The block cache's memory reuse: evicted piece buffers are refilled by later fetches,
 // never while a reader still copies from them; a streaming reader's old pieces are
-// dropped behind it; concurrent random readers of overlapping ranges always get the
-// right bytes while pieces are evicted and recycled under them.
+// dropped behind it, a random reader's never; concurrent random readers of overlapping
+// ranges always get the right bytes while pieces are evicted and recycled under them.
 import t from 'tap'
 import { Readable } from 'node:stream'
+import { SystemClock } from '../../src/common/clock.js'
 import { silentLogger } from '../../src/common/log.js'
-import type { LocatedBlock } from '../../src/common/protocol.js'
+import type { FileStat, LocatedBlock } from '../../src/common/protocol.js'
 import { BlockCache } from '../../src/fuse/block-cache.js'
+import { OpenFile, newReadCursor, type ReadCursor } from '../../src/fuse/open-file.js'
+import { Spool } from '../../src/fuse/spool.js'
 import { Rng } from '../helpers/rng.js'
 
 function content (n: number, seed: number): Buffer {
@@ -46,7 +49,8 @@ t.test('a streaming reader keeps only a window; buffers are reused', async t => 
   for (let off = 0; off < data.length; off += 4000) {
     const n = Math.min(4000, data.length - off)
     cache.prefetch(block, 1, off + n, 30_000)
-    await cache.read(block, 1, off, n, out, off, off > 0)
+    await cache.read(block, 1, off, n, out, off)
+    cache.release(block, 0, Math.max(0, off - 10_000))
   }
   t.ok(out.equals(data), 'bytes right')
   t.ok(cache.cachedBytes <= 60_000, `only the window stays cached (${cache.cachedBytes} bytes)`)
@@ -73,7 +77,8 @@ t.test('recycling never hands a reader bytes of another piece', async t => {
       const len = 1 + rng.below(Math.min(25_000, data.length - off))
       const dst = Buffer.alloc(len + 10)
       if (rng.below(3) === 0) cache.prefetch(located(id, data.length), 1, rng.below(data.length), 20_000)
-      await cache.read(located(id, data.length), 1, off, len, dst, 10, rng.below(2) === 0)
+      await cache.read(located(id, data.length), 1, off, len, dst, 10)
+      if (rng.below(2) === 0) cache.release(located(id, data.length), Math.max(0, off - 20_000), off)
       if (!dst.subarray(10).equals(data.subarray(off, off + len))) bad++
     }
   }
@@ -81,4 +86,75 @@ t.test('recycling never hands a reader bytes of another piece', async t => {
   t.equal(bad, 0, 'every read got its own bytes')
   t.ok(cache.recycled > 0, `buffers were recycled (${cache.recycled})`)
   t.ok(cache.cachedBytes <= 30_000, 'bounded')
+})
+
+t.test('release drops only the pieces wholly inside the range, up to the short last one', async t => {
+  const data = content(35_000, 4)
+  const cache = new BlockCache(slowReader(new Map([[1, data]])), { capacityBytes: 1_000_000, pieceBytes: 10_000, log: silentLogger })
+  const block = located(1, data.length)
+  await cache.read(block, 1, 0, data.length, Buffer.alloc(data.length), 0)
+  cache.release(block, 5_000, 29_999)
+  t.same([0, 1, 2, 3].map(k => cache.has(block, k)), [true, false, true, true], 'piece 1 only')
+  cache.release(block, 20_000, data.length)
+  t.same([0, 1, 2, 3].map(k => cache.has(block, k)), [true, false, false, false], 'the short last piece too')
+})
+
+/** One file of one block over `reader`, opened, read through an OpenFile. */
+function openOneBlock (data: Buffer, cache: BlockCache, readaheadBytes: number, tt: { teardown: (fn: () => void) => void }): OpenFile {
+  const block = located(1, data.length)
+  const stat: FileStat = { ino: 9, type: 'file', mode: 0o644, uid: 0, gid: 0, size: data.length, nlink: 1, atimeNs: '0', mtimeNs: '1', ctimeNs: '0', replication: 1, blockSize: data.length }
+  const client = {
+    async getBlocks () { return { stat, blocks: [block] } },
+    async openWrite (): Promise<never> { throw new Error('read-only test') },
+  }
+  const spool = new Spool()
+  tt.teardown(() => spool.destroy())
+  const file = new OpenFile({ client, cache, spool, clock: new SystemClock(), log: silentLogger, readaheadBytes }, stat, '/f')
+  file.applyRemote(stat, [block])
+  return file
+}
+
+t.test('random 4 KiB reads through one handle fetch each piece once (none dropped and fetched again)', async t => {
+  // fio randread's pattern: one handle, 4 KiB at random offsets. Now and then a read lands
+  // within a piece of the previous one; that used to count as streaming and drop a cached
+  // piece, so the same pieces were fetched (a whole piece per 4 KiB read) over and over.
+  const piece = 16 * 1024
+  const pieces = 64
+  const data = content(piece * pieces, 5)
+  const reader = slowReader(new Map([[1, data]]), 8192)
+  const cache = new BlockCache(reader, { capacityBytes: 2 * data.length, pieceBytes: piece, log: silentLogger })
+  const file = openOneBlock(data, cache, 8 * piece, t)
+  const cursor: ReadCursor = newReadCursor()
+  const rng = new Rng(11)
+  const buf = Buffer.alloc(4096)
+  let bad = 0
+  let fetchedAfterWarm = -1
+  for (let i = 0; i < 6000; i++) {
+    const pos = rng.below(data.length / 4096) * 4096
+    const n = await file.read(buf, 4096, pos, cursor)
+    if (n !== 4096 || !buf.equals(data.subarray(pos, pos + 4096))) bad++
+    if (i === 2999) fetchedAfterWarm = cache.fetches
+  }
+  t.equal(bad, 0, 'every read got its bytes')
+  let cached = 0
+  for (let k = 0; k < pieces; k++) if (cache.has(located(1, data.length), k)) cached++
+  t.equal(cached, pieces, 'every piece is still cached')
+  t.equal(cache.fetches, fetchedAfterWarm, `no fetch after the first 3000 reads (${fetchedAfterWarm} then ${cache.fetches})`)
+  t.ok(cache.fetches <= pieces, `at most one fetch per piece (${cache.fetches} fetches for ${pieces} pieces)`)
+})
+
+t.test('a sequential reader through OpenFile keeps about its read-ahead window cached', async t => {
+  const piece = 16 * 1024
+  const data = content(piece * 64, 6)
+  const cache = new BlockCache(slowReader(new Map([[1, data]]), 8192), { capacityBytes: 2 * data.length, pieceBytes: piece, log: silentLogger })
+  const file = openOneBlock(data, cache, 8 * piece, t)
+  const cursor = newReadCursor()
+  const out = Buffer.alloc(data.length)
+  const chunk = 8192
+  for (let pos = 0; pos < data.length; pos += chunk) {
+    await file.read(out.subarray(pos), chunk, pos, cursor)
+  }
+  t.ok(out.equals(data), 'bytes right')
+  t.ok(cache.cachedBytes <= 12 * piece, `cache holds about the window (${cache.cachedBytes} bytes)`)
+  t.ok(cache.fetches < 64, `read-ahead fetched runs of pieces (${cache.fetches} fetches)`)
 })

@@ -12,7 +12,7 @@ import type { WriteSession } from '../../src/client/types.js'
 import { AttrCache } from '../../src/fuse/attr-cache.js'
 import { BlockCache } from '../../src/fuse/block-cache.js'
 import { DirCache, RELIST_MAX_NAMES } from '../../src/fuse/dir-cache.js'
-import { OpenFile } from '../../src/fuse/open-file.js'
+import { OpenFile, newReadCursor } from '../../src/fuse/open-file.js'
 import { Spool } from '../../src/fuse/spool.js'
 import { Rng } from '../helpers/rng.js'
 
@@ -158,7 +158,7 @@ async function randomWorkout (t: Test, failRate: number, seed: number): Promise<
       const len = 1 + rnd(200_000)
       const pos = rnd(450_000)
       const buf = Buffer.alloc(len)
-      const n = await file.read(buf, len, pos, { lastEnd: 0, raUntil: 0 })
+      const n = await file.read(buf, len, pos, newReadCursor())
       const want = model.subarray(Math.min(pos, model.length), Math.min(pos + len, model.length))
       if (n !== want.length || !buf.subarray(0, n).equals(want)) miss(`op ${i}: read ${len}@${pos} gave ${n} bytes, wanted ${want.length}${n === want.length ? ' (different bytes)' : ''}`)
     } else if (op < 16) {

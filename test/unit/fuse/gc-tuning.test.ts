@@ -1,0 +1,11 @@
+// The mount's V8 setting (src/fuse/gc-tuning.ts): applied by default, left alone when the
+// user names incremental marking in node's own flags.
+import t from 'tap'
+import { MOUNT_V8_FLAGS, tuneGc } from '../../../src/fuse/gc-tuning.js'
+
+t.test('incremental marking is switched off unless the user chose otherwise', async t => {
+  t.equal(MOUNT_V8_FLAGS, '--no-incremental-marking')
+  t.equal(tuneGc(['--incremental-marking'], ''), false, 'an explicit node flag wins')
+  t.equal(tuneGc([], '--max-old-space-size=100 --incremental-marking'), false, 'so does NODE_OPTIONS')
+  t.equal(tuneGc(['--cpu-prof'], '--max-old-space-size=100'), true, 'other flags: applied')
+})
