@@ -28,6 +28,7 @@ import type { HissFs, WriteSession } from '../client/types.js'
 import type { BlockCache } from './block-cache.js'
 import { BlockUpload, zeroSource, type UploadSource } from './block-upload.js'
 import { Mutex } from './mutex.js'
+import { settleAll } from './settle-all.js'
 import { DirtyRanges, patchLimits, rangeSource } from './patch-ranges.js'
 import type { Spool, SpoolFile } from './spool.js'
 
@@ -240,7 +241,7 @@ export class OpenFile {
         }
         continue
       }
-      await Promise.all(segs.map(g => this.readSegment(g, dst)))
+      await settleAll(segs.map(g => this.readSegment(g, dst)))
       if (cursor !== undefined) this.advance(pos, end, cursor)
       return end - pos
     }
@@ -268,7 +269,7 @@ export class OpenFile {
     if (s.kind === 'zero') { dst.fill(0, g.dstOff, g.dstOff + g.n); return }
     if (s.kind === 'local') { await s.spool.read(dst, g.dstOff, g.n, g.slotOff); return }
     if (s.kind === 'patch') {
-      await Promise.all(patchPieces(s, g.slotOff, g.n).map(p => p.from === 'spool'
+      await settleAll(patchPieces(s, g.slotOff, g.n).map(p => p.from === 'spool'
         ? s.spool.read(dst, g.dstOff + p.off - g.slotOff, p.n, p.off)
         : this.deps.cache.read(s.located, this.ino, p.off, p.n, dst, g.dstOff + p.off - g.slotOff)))
       return
