@@ -1,6 +1,7 @@
 // One block write (PUT /v1/blocks/:id): store locally while forwarding down the
-// pipeline, then answer once (a) the local copy is durable, (b) the NameServer has been
-// told (incremental `received`), and (c) the downstream replied or failed.
+// pipeline, then answer once (a) the local copy is durable and (b) the downstream
+// replied or failed. The NameServer is told (incremental `received`) as soon as the
+// local copy is durable, without holding the reply: a commit waits for the reports.
 import type { Logger } from '../common/log.js'
 import type { DataServerRef, ReplicaTuple, WriteBlockReply } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
@@ -9,7 +10,8 @@ import type { Transport } from './transport.js'
 
 /** The part of the NameServer link a write needs. */
 export interface ReceivedReporter {
-  reportReceived (t: ReplicaTuple): Promise<void>
+  /** Queue the report of a stored replica; must not block the acknowledgement. */
+  reportReceived (t: ReplicaTuple): void
   reportDeleted (id: number, gen: number): void
 }
 
@@ -56,10 +58,9 @@ export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<
     ;(down as Downstream | undefined)?.abort()
     throw err
   }
-  const [, downStored] = await Promise.all([
-    d.reporter.reportReceived([b.id, b.gen, length]),
-    (down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]),
-  ])
+  // Queued, not awaited: the commit on the NameServer waits for the reports it needs.
+  d.reporter.reportReceived([b.id, b.gen, length])
+  const downStored = await ((down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]))
   return {
     id: b.id,
     gen: b.gen,

@@ -232,10 +232,9 @@ export async function receivePatch (d: PatchDeps, p: IncomingPatch): Promise<Wri
     ;(down as Downstream | undefined)?.abort()
     throw err
   }
-  const [, downStored] = await Promise.all([
-    d.reporter.reportReceived([p.id, p.gen, length]),
-    (down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]),
-  ])
+  // Queued, not awaited: the commit on the NameServer waits for the reports it needs.
+  d.reporter.reportReceived([p.id, p.gen, length])
+  const downStored = await ((down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]))
   return {
     id: p.id,
     gen: p.gen,
