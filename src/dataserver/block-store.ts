@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { HissError, fromNodeError, isHissError } from '../common/errors.js'
+import { every, type Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
 import type { ReplicaTuple } from '../common/protocol.js'
 import { BlockLocks } from './block-locks.js'
@@ -25,12 +26,29 @@ export interface BlockStoreEvents {
   onLost?: (id: number, gen: number) => void
 }
 
+/** The statfs fields the store uses (node:fs statfs, or a stand-in in tests). */
+export interface FsSpace { blocks: number, bsize: number, bavail: number }
+
 export interface BlockStoreOptions {
   chunkBytes: number
   reservedBytes?: number
   log: Logger
   events?: BlockStoreEvents
+  /** Drives the periodic refresh of the cached free space; without one it is never refreshed by a timer. */
+  clock?: Clock
+  /** How often the cached free space is refreshed (ms, default FREE_SPACE_REFRESH_MS). */
+  freeSpaceRefreshMs?: number
+  /** statfs of the storage directory (tests inject a stand-in). */
+  statfs?: (path: string) => Promise<FsSpace>
 }
+
+/** Default period of the free-space refresh. */
+export const FREE_SPACE_REFRESH_MS = 1000
+/**
+ * A write trusts the cached free space only while, after it, at least this much more
+ * would stay free; closer to full it asks the disk (statfs) first, as every write did.
+ */
+export const FREE_SPACE_MARGIN_BYTES = 256 * 1024 * 1024
 
 export interface StorageUsage { capacity: number, used: number, remaining: number }
 
@@ -62,6 +80,16 @@ export class BlockStore {
   private readonly events: BlockStoreEvents
   /** Block ids with a write in progress: one writer per block id at a time. */
   private readonly writing = new Set<number>()
+  private readonly clock: Clock | undefined
+  private readonly refreshMs: number
+  private readonly statfsFn: (path: string) => Promise<FsSpace>
+  /** The last statfs, and the bytes stored since it was taken. */
+  private space: { capacity: number, free: number } | undefined
+  private spentSinceStatfs = 0
+  private stopRefresh: (() => void) | undefined
+  /** Open handles of the 256 subdirectories, kept for the fsync that makes a rename durable. */
+  private readonly dirHandles = new Map<number, Promise<FileHandle>>()
+  private closed = false
 
   constructor (root: string, opts: BlockStoreOptions) {
     this.layout = new StorageLayout(root)
@@ -69,6 +97,9 @@ export class BlockStore {
     this.reserved = opts.reservedBytes ?? 0
     this.log = opts.log
     this.events = opts.events ?? {}
+    this.clock = opts.clock
+    this.refreshMs = opts.freeSpaceRefreshMs ?? FREE_SPACE_REFRESH_MS
+    this.statfsFn = opts.statfs ?? statfs
   }
 
   setEvents (events: BlockStoreEvents): void { Object.assign(this.events, events) }
@@ -97,7 +128,21 @@ export class BlockStore {
     } catch (err) {
       throw fromNodeError(err, `opening storage ${L.root}`)
     }
+    await this.refreshSpace()
+    if (this.clock !== undefined && this.stopRefresh === undefined && !this.closed) {
+      this.stopRefresh = every(this.clock, this.refreshMs, () => this.refreshSpace(), err => { this.log.warn('statfs failed', { err: err as Error }) })
+    }
     this.log.info('storage opened', { root: L.root, replicas: this.index.count, bytes: this.index.usedBytes })
+  }
+
+  /** Stop the free-space refresh and close the cached directory handles. */
+  async close (): Promise<void> {
+    this.closed = true
+    this.stopRefresh?.()
+    this.stopRefresh = undefined
+    const handles = [...this.dirHandles.values()]
+    this.dirHandles.clear()
+    for (const h of handles) await h.then(fh => fh.close(), () => {}).catch(() => {})
   }
 
   private async scanSubdir (sub: number): Promise<void> {
@@ -150,11 +195,56 @@ export class BlockStore {
   // ---------------------------------------------------------------------------
   // Capacity
 
+  /** Capacity from a fresh statfs (heartbeats); also refreshes the cached free space. */
   async storage (): Promise<StorageUsage> {
-    const s = await statfs(this.layout.root)
-    const capacity = s.blocks * s.bsize
-    const free = s.bavail * s.bsize
+    const { capacity, free } = await this.refreshSpace()
     return { capacity, used: this.index.usedBytes, remaining: Math.max(0, free - this.reserved) }
+  }
+
+  private async refreshSpace (): Promise<{ capacity: number, free: number }> {
+    const spent = this.spentSinceStatfs
+    const s = await this.statfsFn(this.layout.root)
+    const space = { capacity: s.blocks * s.bsize, free: s.bavail * s.bsize }
+    this.space = space
+    // What was stored while statfs ran may or may not be in it: count it as not (safe side).
+    this.spentSinceStatfs -= spent
+    return space
+  }
+
+  /**
+   * Refuse (ENOSPC) a write of `need` bytes that does not fit. No statfs while the cached
+   * free space (minus what was stored since) leaves FREE_SPACE_MARGIN_BYTES to spare;
+   * closer to full, statfs decides. Returns undefined when settled without waiting.
+   */
+  checkRoom (need: number): Promise<void> | undefined {
+    const s = this.space
+    if (s !== undefined && s.free - this.spentSinceStatfs - this.reserved >= need + FREE_SPACE_MARGIN_BYTES) return undefined
+    return this.refreshSpace().then(({ free }) => {
+      const remaining = Math.max(0, free - this.spentSinceStatfs - this.reserved)
+      if (remaining < need) throw HissError.ENOSPC(`dataserver storage full (${remaining} bytes usable)`)
+    })
+  }
+
+  /** Count bytes stored since the last statfs against the cached free space. */
+  noteStored (bytes: number): void { this.spentSinceStatfs += bytes }
+
+  /** fsync a subdirectory (making renames into it durable) through a kept handle. */
+  async fsyncSubdir (id: number): Promise<void> {
+    const sub = id % 256
+    let h = this.dirHandles.get(sub)
+    if (h === undefined || this.closed) {
+      h = open(this.layout.subdir(id), 'r')
+      if (this.closed) { const fh = await h; try { await fh.sync() } finally { await fh.close() } return }
+      this.dirHandles.set(sub, h)
+    }
+    try {
+      await (await h).sync()
+    } catch (err) {
+      // A handle that went bad is dropped (and closed): the next write opens a new one.
+      if (this.dirHandles.get(sub) === h) this.dirHandles.delete(sub)
+      void h.then(fh => fh.close(), () => {}).catch(() => {})
+      throw err
+    }
   }
 
   // ---------------------------------------------------------------------------
@@ -179,6 +269,12 @@ export class BlockStore {
   /**
    * Store a replica from `source`. Nothing becomes visible until data and checksums are
    * fsync'd and renamed into place; any failure removes the temp files.
+   *
+   * Few sequential steps: both temp files are opened at once while the first pieces are
+   * already pulled (and so forwarded down the pipeline); the data's last write + fsync
+   * and the checksums' write + fsync run side by side; the handles close while the
+   * renames run; the subdirectory's fsync uses a kept handle; the free-space check uses
+   * the cached statfs (see checkRoom).
    */
   async write (id: number, gen: number, source: AsyncIterable<Uint8Array>, opts: { expectedLength?: number | undefined } = {}): Promise<WriteResult> {
     this.checkWritable(id, gen)
@@ -187,16 +283,21 @@ export class BlockStore {
     this.writing.add(id)
     const L = this.layout
     const tmp = L.tmpPaths(id, gen, randomBytes(8).toString('hex'))
-    let dataFh: FileHandle | undefined
-    let metaFh: FileHandle | undefined
+    let dataOpen: Promise<FileHandle> | undefined
+    let metaOpen: Promise<FileHandle> | undefined
+    let closing: Promise<unknown> | undefined
     let metaInPlace = false
     let behind: WriteBehind | undefined
     try {
-      const room = await this.storage()
-      if (room.remaining < (expected ?? 1)) throw HissError.ENOSPC(`dataserver storage full (${room.remaining} bytes usable)`)
-      dataFh = await open(tmp.data, 'wx', 0o644)
+      const room = this.checkRoom(expected ?? 1)
+      if (room !== undefined) await room
+      dataOpen = open(tmp.data, 'wx', 0o644)
+      metaOpen = open(tmp.meta, 'wx', 0o644)
+      // Failures surface where the handles are used; these keep them from going unhandled.
+      dataOpen.catch(() => {})
+      metaOpen.catch(() => {})
       const sum = new ChunkChecksummer(this.chunkBytes)
-      behind = new WriteBehind(dataFh)
+      behind = new WriteBehind(dataOpen)
       for await (const piece of source) {
         const len = sum.length + piece.length
         if (len > MAX_BLOCK_BYTES) throw HissError.from('TOO_LARGE', `block over ${MAX_BLOCK_BYTES} bytes`)
@@ -204,22 +305,25 @@ export class BlockStore {
         sum.update(piece)
         await behind.push(piece)
       }
-      await behind.flush()
       if (expected !== undefined && sum.length !== expected) throw HissError.BAD_REQUEST(`block is ${sum.length} bytes, announced ${expected}`)
       const length = sum.length
-      metaFh = await open(tmp.meta, 'wx', 0o644)
-      await writeAll(metaFh, sum.finish())
-      await Promise.all([dataFh.sync(), metaFh.sync()])
-      await Promise.all([dataFh.close(), metaFh.close()])
-      dataFh = metaFh = undefined
+      const metaBytes = sum.finish()
+      const w = behind
+      const [dataFh, metaFh] = await Promise.all([
+        (async () => { await w.flush(); const fh = await dataOpen!; await fh.sync(); return fh })(),
+        (async () => { const fh = await metaOpen!; await writeAll(fh, metaBytes); await fh.sync(); return fh })(),
+      ])
+      // Renaming an open file is fine: the closes overlap the renames.
+      closing = Promise.all([dataFh.close(), metaFh.close()])
       // Meta first: a crash between the renames leaves a lone meta, which the scan drops.
       await rename(tmp.meta, L.metaPath(id, gen))
       metaInPlace = true
       await rename(tmp.data, L.dataPath(id, gen))
       metaInPlace = false
-      await fsyncDir(L.subdir(id))
+      await Promise.all([this.fsyncSubdir(id), closing])
       const prev = this.index.get(id)
       this.index.set(id, { gen, length })
+      this.noteStored(length + metaBytes.length)
       const result: WriteResult = { length }
       if (prev !== undefined && prev.gen < gen) {
         await this.unlinkReplica(id, prev.gen)
@@ -229,8 +333,13 @@ export class BlockStore {
       return result
     } catch (err) {
       await behind?.settle()
-      await dataFh?.close().catch(() => {})
-      await metaFh?.close().catch(() => {})
+      if (closing !== undefined) await closing.catch(() => {})
+      else {
+        for (const h of [dataOpen, metaOpen]) {
+          const fh = await h?.catch(() => undefined)
+          await fh?.close().catch(() => {})
+        }
+      }
       await unlink(tmp.data).catch(() => {})
       await unlink(tmp.meta).catch(() => {})
       if (metaInPlace) await unlink(L.metaPath(id, gen)).catch(() => {})
@@ -406,10 +515,3 @@ async function writeAll (fh: FileHandle, buf: Uint8Array): Promise<void> {
     off += bytesWritten
   }
 }
-
-/** Make a rename durable: fsync the directory holding the new entry. */
-async function fsyncDir (dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try { await fh.sync() } finally { await fh.close() }
-}
-

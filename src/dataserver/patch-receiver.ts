@@ -87,8 +87,7 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
   let keepJournal = false
   let bytes: Buffer | undefined
   try {
-    const room = await store.storage()
-    if (room.remaining < total + (a.newLength - cur.length)) throw HissError.ENOSPC(`dataserver storage full (${room.remaining} bytes usable)`)
+    await store.checkRoom(total + (a.newLength - cur.length))
     // Nothing else changes these bytes while we hold the write claim: check them first,
     // so a journal on disk is always one that may be applied.
     ;({ data, meta } = await openOldReplica(store, header))

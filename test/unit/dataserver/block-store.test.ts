@@ -1,7 +1,8 @@
 import t from 'tap'
 import { readdir, stat, writeFile } from 'node:fs/promises'
+import { ManualClock } from '../../../src/common/clock.js'
 import { silentLogger } from '../../../src/common/log.js'
-import { BlockStore } from '../../../src/dataserver/block-store.js'
+import { BlockStore, FREE_SPACE_MARGIN_BYTES, type FsSpace } from '../../../src/dataserver/block-store.js'
 import { bytes } from './helpers.js'
 import { flipByte } from '../../helpers/cluster-files.js'
 
@@ -175,4 +176,64 @@ t.test('files vanishing from under the index are reported lost', async t => {
   await t.rejects(readAll(s, 31, 1), { code: 'ENOENT' })
   t.same(lost, [[31, 1]])
   t.same(s.report(), [])
+})
+
+/** A disk stand-in for statfs: `free` bytes available of 1 TiB, counting calls. */
+function fakeDisk (free: number): { statfs: () => Promise<FsSpace>, calls: number, free: number } {
+  const d = {
+    calls: 0,
+    free,
+    statfs: async (): Promise<FsSpace> => { d.calls++; return { blocks: 2 ** 28, bsize: 4096, bavail: Math.floor(d.free / 4096) } },
+  }
+  return d
+}
+
+t.test('writes use the cached free space: no statfs per write; the clock refreshes it', async t => {
+  const disk = fakeDisk(2 ** 40)
+  const clock = new ManualClock()
+  const s = new BlockStore(t.testdir(), { chunkBytes: 512, log: silentLogger, clock, freeSpaceRefreshMs: 1000, statfs: disk.statfs })
+  t.teardown(() => s.close())
+  await s.open()
+  const atOpen = disk.calls
+  t.equal(atOpen, 1, 'open takes the first statfs')
+  for (let i = 0; i < 20; i++) await s.write(100 + i, 1, pieces(bytes(4096, i)), { expectedLength: 4096 })
+  t.equal(disk.calls, atOpen, '20 writes, no statfs')
+  clock.advance(1000)
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(disk.calls, atOpen + 1, 'the timer refreshed it')
+  // The disk filled up meanwhile: once refreshed, an announced block that cannot fit is refused up front.
+  disk.free = 1024 * 1024
+  clock.advance(1000)
+  await new Promise(resolve => setImmediate(resolve))
+  await t.rejects(s.write(200, 1, pieces(bytes(2 * 1024 * 1024, 1)), { expectedLength: 2 * 1024 * 1024 }), { code: 'ENOSPC' })
+  t.same(await readdir(s.layout.tmpDir), [], 'no temp file')
+  // Close to full every write asks the disk.
+  const before = disk.calls
+  await s.write(201, 1, pieces(bytes(4096, 1)), { expectedLength: 4096 })
+  await s.write(202, 1, pieces(bytes(4096, 2)), { expectedLength: 4096 })
+  t.equal(disk.calls, before + 2, 'near full: one statfs per write')
+  t.same(await s.storage(), { capacity: 2 ** 40, used: 22 * 4096, remaining: 1024 * 1024 })
+  await s.close()
+  const closedAt = disk.calls
+  clock.advance(5000)
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(disk.calls, closedAt, 'close stops the refresh')
+})
+
+t.test('bytes stored since the last statfs count against the cached free space', async t => {
+  // Room for two 8 KiB blocks above the margin (checksums included), not for three.
+  const disk = fakeDisk(FREE_SPACE_MARGIN_BYTES + 20 * 1024)
+  const s = new BlockStore(t.testdir(), { chunkBytes: 512, log: silentLogger, statfs: disk.statfs })
+  t.teardown(() => s.close())
+  await s.open()
+  const atOpen = disk.calls
+  await s.write(1, 1, pieces(bytes(8192, 1)), { expectedLength: 8192 })
+  t.equal(disk.calls, atOpen, 'the first fits the cache')
+  await s.write(2, 1, pieces(bytes(8192, 2)), { expectedLength: 8192 })
+  t.equal(disk.calls, atOpen, 'the second too')
+  await s.write(3, 1, pieces(bytes(8192, 3)), { expectedLength: 8192 })
+  t.equal(disk.calls, atOpen + 1, 'the third would eat into the margin: statfs first')
+  disk.free = 4096
+  await t.rejects(s.write(4, 1, pieces(bytes(16384, 4)), { expectedLength: 16384 }), { code: 'ENOSPC' }, 'near the margin the disk decides')
+  t.equal(disk.calls, atOpen + 2)
 })
