@@ -134,7 +134,8 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
     }
     store.index.set(a.id, { gen: a.gen, length: a.newLength })
     keepJournal = true
-    void checkpoint(L.subdir(a.id), data!, meta!, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) })
+    // In the background, but a clean close waits for it (the storage lock is held until then).
+    store.track(checkpoint(L.subdir(a.id), data!, meta!, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) }))
     data = meta = undefined
     return { length: a.newLength, from: cur.gen }
   } catch (err) {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { readdir, stat, writeFile } from 'node:fs/promises'
 import { ManualClock } from '../../../src/common/clock.js'
 import { silentLogger } from '../../../src/common/log.js'
-import { BlockStore, FREE_SPACE_MARGIN_BYTES, type FsSpace } from '../../../src/dataserver/block-store.js'
+import { BlockStore, FREE_SPACE_MARGIN_BYTES, SMALL_WRITE_BYTES, type FsSpace } from '../../../src/dataserver/block-store.js'
 import { bytes } from './helpers.js'
 import { flipByte } from '../../helpers/cluster-files.js'
 
@@ -236,4 +236,45 @@ t.test('bytes stored since the last statfs count against the cached free space',
   disk.free = 4096
   await t.rejects(s.write(4, 1, pieces(bytes(16384, 4)), { expectedLength: 16384 }), { code: 'ENOSPC' }, 'near the margin the disk decides')
   t.equal(disk.calls, atOpen + 2)
+})
+
+t.test('small-write path and streamed path: same replica files; failures leave nothing behind', async t => {
+  const root = t.testdir()
+  const s = await newStore(root)
+  const small = bytes(SMALL_WRITE_BYTES, 5)
+  const large = bytes(SMALL_WRITE_BYTES + 1, 6)
+  t.same(await s.write(10, 1, pieces(small, 65536), { expectedLength: small.length }), { length: small.length })
+  t.same(await s.write(11, 1, pieces(large, 65536), { expectedLength: large.length }), { length: large.length })
+  t.same(await s.write(12, 1, pieces(small, 65536)), { length: small.length }, 'unknown length: streamed')
+  t.ok((await readAll(s, 10, 1)).equals(small))
+  t.ok((await readAll(s, 11, 1)).equals(large))
+  t.ok((await readAll(s, 12, 1)).equals(small))
+  for (const id of [10, 11, 12]) t.equal(await s.verify(id, 1), 'ok', `block ${id} verifies`)
+  t.same(await readdir(s.layout.tmpDir), [])
+  // Longer than announced, shorter than announced, and a source that fails: all on the small path.
+  await t.rejects(s.write(20, 1, pieces(bytes(5000, 1)), { expectedLength: 4096 }), { code: 'BAD_REQUEST' })
+  await t.rejects(s.write(21, 1, pieces(bytes(3000, 1)), { expectedLength: 4096 }), { code: 'BAD_REQUEST' })
+  await t.rejects(s.write(22, 1, failingAfter(bytes(4096, 1), 1000), { expectedLength: 4096 }))
+  t.same(await readdir(s.layout.tmpDir), [], 'no temp file left')
+  for (const id of [20, 21, 22]) t.same(await readdir(s.layout.subdir(id)), [], `no replica file of block ${id}`)
+  t.same(s.report().map(r => r[0]).sort((a, b) => a - b), [10, 11, 12])
+  // A restart finds exactly the three.
+  const again = await newStore(root)
+  t.same(again.report().sort((a, b) => a[0] - b[0]), [[10, 1, small.length], [11, 1, large.length], [12, 1, small.length]])
+  await again.close()
+  await s.close()
+})
+
+t.test('close waits for tracked background work (a patch checkpoint)', async t => {
+  const s = await newStore(t.testdir())
+  let finish!: () => void
+  let done = false
+  s.track(new Promise<void>(resolve => { finish = resolve }).then(() => { done = true }))
+  let closed = false
+  const c = s.close().then(() => { closed = true })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.notOk(closed, 'close is still waiting')
+  finish()
+  await c
+  t.ok(done && closed, 'closed after the work finished')
 })
