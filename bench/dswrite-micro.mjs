@@ -17,7 +17,9 @@ try {
   const fs = c.client
   await fs.mkdir('/small')
   const data = randomBytes(4096)
+  let cpu0
   for (let i = 0; i < N + W; i++) {
+    if (i === W) cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const st = await fs.create(`/small/f${i}`, { mode: 0o644, exclusive: true })
     const t1 = performance.now()
@@ -30,6 +32,8 @@ try {
     if (i < W) continue
     phases.create.push(t1 - t0); phases.open.push(t2 - t1); phases.store.push(t3 - t2); phases.commit.push(t4 - t3); phases.file.push(t4 - t0)
   }
+  const u = process.cpuUsage(cpu0)
+  globalThis.__cpu = (u.user + u.system) / 1000 / N
 } finally {
   for (const fn of teardowns.reverse()) await fn()
   await c.close()
@@ -38,6 +42,7 @@ const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(
 const f = x => x.toFixed(2).padStart(7)
 console.log(`phase     median     p90    mean  (ms, N=${N})`)
 for (const [k, a] of Object.entries(phases)) console.log(`${k.padEnd(7)} ${f(q(a, 0.5))} ${f(q(a, 0.9))} ${f(a.reduce((x, y) => x + y, 0) / a.length)}`)
+console.log(`cpu ms/file (whole process: client, NameServer, 3 DataServers): ${globalThis.__cpu.toFixed(2)}`)
 console.log(`files/s from mean: ${(1000 / (phases.file.reduce((x, y) => x + y, 0) / N)).toFixed(1)}`)
 if (globalThis.__tr) {
   const by = new Map()

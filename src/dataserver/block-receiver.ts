@@ -1,11 +1,11 @@
 // One block write (PUT /v1/blocks/:id): store locally while forwarding down the
-// pipeline, then answer once (a) the local copy is durable and (b) the downstream
+// pipeline (a small block to all its hops at once, see FAN_OUT_MAX_BYTES), then answer once (a) the local copy is durable and (b) the downstream
 // replied or failed. The NameServer is told (incremental `received`) as soon as the
 // local copy is durable, without holding the reply: a commit waits for the reports.
 import type { Logger } from '../common/log.js'
 import type { DataServerRef, ReplicaTuple, WriteBlockReply } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
-import { Downstream, forwardingSource, type BlockBody } from './pipeline.js'
+import { Downstream, FanOut, forwardingSource, type BlockBody, type DownstreamLike } from './pipeline.js'
 import type { Transport } from './transport.js'
 
 /** The part of the NameServer link a write needs. */
@@ -24,6 +24,14 @@ export interface ReceiverDeps {
   log: Logger
 }
 
+/**
+ * A block announced at most this long goes to all downstream hops at once (FanOut)
+ * rather than along the chain: the reply then waits for one hop instead of each in turn,
+ * which is most of a small block's latency. Larger blocks keep the chain (each link
+ * carries the bytes once).
+ */
+export const FAN_OUT_MAX_BYTES = 256 * 1024
+
 export interface IncomingBlock {
   id: number
   gen: number
@@ -36,18 +44,20 @@ export interface IncomingBlock {
 export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<WriteBlockReply> {
   // Refuse before the downstream is contacted, so a doomed write costs nothing there.
   d.store.checkWritable(b.id, b.gen)
-  let down: Downstream | undefined
+  let down: DownstreamLike | undefined
+  const fanOut = b.pipeline.length > 1 && b.expectedLength !== undefined && b.expectedLength <= FAN_OUT_MAX_BYTES
+  const opts = {
+    transport: d.transport,
+    hops: b.pipeline,
+    block: { id: b.id, gen: b.gen },
+    token: b.token,
+    length: b.expectedLength,
+    timeoutMs: d.downstreamTimeoutMs,
+    log: d.log,
+  }
   const open = b.pipeline.length === 0
     ? undefined
-    : () => (down = new Downstream({
-        transport: d.transport,
-        hops: b.pipeline,
-        block: { id: b.id, gen: b.gen },
-        token: b.token,
-        length: b.expectedLength,
-        timeoutMs: d.downstreamTimeoutMs,
-        log: d.log,
-      }))
+    : () => (down = fanOut ? new FanOut(opts) : new Downstream(opts))
   let length: number
   try {
     const r = await d.store.write(b.id, b.gen, forwardingSource(b.body, open), { expectedLength: b.expectedLength })
@@ -55,12 +65,12 @@ export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<
     if (r.replacedGen !== undefined) d.reporter.reportDeleted(b.id, r.replacedGen)
   } catch (err) {
     // Also covers failures after the body was fully forwarded (fsync, rename).
-    ;(down as Downstream | undefined)?.abort()
+    ;(down as DownstreamLike | undefined)?.abort()
     throw err
   }
   // Queued, not awaited: the commit on the NameServer waits for the reports it needs.
   d.reporter.reportReceived([b.id, b.gen, length])
-  const downStored = await ((down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]))
+  const downStored = await ((down as DownstreamLike | undefined)?.result() ?? Promise.resolve([] as string[]))
   return {
     id: b.id,
     gen: b.gen,

@@ -140,6 +140,33 @@ export class Downstream {
   get target (): DataServerRef { return this.first }
 }
 
+/** What forwarding needs of a downstream: one hop (Downstream) or several side by side (FanOut). */
+export interface DownstreamLike {
+  write (piece: Uint8Array): Promise<void>
+  end (): void
+  abort (): void
+  result (): Promise<string[]>
+}
+
+/**
+ * The same block sent to every hop at once, each as the last of its pipeline (star
+ * instead of chain), for small blocks: the bytes are trivial, and the reply then waits
+ * for one hop instead of a chain of them. A failing hop costs only itself: the others
+ * still store the block (in a chain, the hops behind it would be lost too).
+ */
+export class FanOut implements DownstreamLike {
+  private readonly hops: Downstream[]
+
+  constructor (o: DownstreamOptions) {
+    this.hops = o.hops.map(h => new Downstream({ ...o, hops: [h] }))
+  }
+
+  async write (piece: Uint8Array): Promise<void> { await Promise.all(this.hops.map(h => h.write(piece))) }
+  end (): void { for (const h of this.hops) h.end() }
+  abort (): void { for (const h of this.hops) h.abort() }
+  async result (): Promise<string[]> { return (await Promise.all(this.hops.map(h => h.result()))).flat() }
+}
+
 /** A request body (or any byte stream) feeding a block write. */
 export type BlockBody = AsyncIterable<Buffer> & {
   complete?: boolean
@@ -151,7 +178,7 @@ export type BlockBody = AsyncIterable<Buffer> & {
  * before handing it on. Fails if the body ends before it is complete; on any failure
  * (upstream, or the consumer giving up) the downstream is aborted.
  */
-export async function * forwardingSource (body: BlockBody, openDownstream?: () => Downstream): AsyncGenerator<Buffer> {
+export async function * forwardingSource (body: BlockBody, openDownstream?: () => DownstreamLike): AsyncGenerator<Buffer> {
   const down = openDownstream?.()
   let ok = false
   // Stopping early must not destroy an HTTP request: its socket would linger half-open
