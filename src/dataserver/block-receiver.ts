@@ -45,22 +45,28 @@ export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<
   // Refuse before the downstream is contacted, so a doomed write costs nothing there.
   d.store.checkWritable(b.id, b.gen)
   let down: DownstreamLike | undefined
-  const fanOut = b.pipeline.length > 1 && b.expectedLength !== undefined && b.expectedLength <= FAN_OUT_MAX_BYTES
-  const opts = {
-    transport: d.transport,
-    hops: b.pipeline,
-    block: { id: b.id, gen: b.gen },
-    token: b.token,
-    length: b.expectedLength,
-    timeoutMs: d.downstreamTimeoutMs,
-    log: d.log,
-  }
+  // A body of unknown length is held up to FAN_OUT_MAX_BYTES before forwarding: when it
+  // ends within that, it goes on (and is stored) as a small block of known length.
   const open = b.pipeline.length === 0
     ? undefined
-    : () => (down = fanOut ? new FanOut(opts) : new Downstream(opts))
+    : (known?: number) => {
+        const length = b.expectedLength ?? known
+        const opts = {
+          transport: d.transport,
+          hops: b.pipeline,
+          block: { id: b.id, gen: b.gen },
+          token: b.token,
+          length,
+          timeoutMs: d.downstreamTimeoutMs,
+          log: d.log,
+        }
+        const fanOut = b.pipeline.length > 1 && length !== undefined && length <= FAN_OUT_MAX_BYTES
+        return (down = fanOut ? new FanOut(opts) : new Downstream(opts))
+      }
+  const hold = b.expectedLength === undefined ? FAN_OUT_MAX_BYTES : 0
   let length: number
   try {
-    const r = await d.store.write(b.id, b.gen, forwardingSource(b.body, open), { expectedLength: b.expectedLength })
+    const r = await d.store.write(b.id, b.gen, forwardingSource(b.body, open, hold), { expectedLength: b.expectedLength })
     length = r.length
     if (r.replacedGen !== undefined) d.reporter.reportDeleted(b.id, r.replacedGen)
   } catch (err) {

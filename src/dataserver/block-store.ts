@@ -308,9 +308,16 @@ export class BlockStore {
     try {
       const room = this.checkRoom(expected ?? 1)
       if (room !== undefined) await room
-      return expected !== undefined && expected <= SMALL_WRITE_BYTES
-        ? await this.writeSmall(id, gen, source, expected)
-        : await this.writeStreamed(id, gen, source, expected)
+      if (expected !== undefined) {
+        return expected <= SMALL_WRITE_BYTES
+          ? await this.writeSmall(id, gen, source, expected)
+          : await this.writeStreamed(id, gen, source, expected)
+      }
+      // Unknown length: what ends within SMALL_WRITE_BYTES is a small block after all.
+      const head = await gather(source, SMALL_WRITE_BYTES).catch(err => { throw fromNodeError(err, `writing block ${id}`) })
+      return head.ended
+        ? await this.writeSmall(id, gen, head.rest, head.bytes)
+        : await this.writeStreamed(id, gen, head.rest, undefined)
     } finally {
       this.writing.delete(id)
     }
@@ -616,4 +623,36 @@ function writevAllSync (fd: number, bufs: Uint8Array[]): void {
     }
     list = rest
   }
+}
+
+/**
+ * Pull pieces from `source` until more than `limit` bytes came or it ended. `rest`
+ * yields everything (the pieces pulled, then the remainder); returning from it early
+ * returns from `source` too.
+ */
+async function gather (source: AsyncIterable<Uint8Array>, limit: number): Promise<{ ended: boolean, bytes: number, rest: AsyncGenerator<Uint8Array> }> {
+  const it = source[Symbol.asyncIterator]()
+  const pulled: Uint8Array[] = []
+  let bytes = 0
+  let ended = false
+  while (bytes <= limit) {
+    const r = await it.next()
+    if (r.done === true) { ended = true; break }
+    pulled.push(r.value)
+    bytes += r.value.length
+  }
+  async function * rest (): AsyncGenerator<Uint8Array> {
+    let done = ended
+    try {
+      yield * pulled
+      while (!done) {
+        const r = await it.next()
+        if (r.done === true) { done = true; return }
+        yield r.value
+      }
+    } finally {
+      if (!done) await it.return?.()
+    }
+  }
+  return { ended, bytes, rest: rest() }
 }

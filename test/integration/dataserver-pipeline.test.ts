@@ -13,6 +13,21 @@ function pipelineHeaders (hops: Array<{ addr: string, id: string }>): Record<str
   return { 'x-hiss-pipeline': hops.map(h => h.addr).join(','), 'x-hiss-pipeline-ids': hops.map(h => h.id).join(',') }
 }
 
+/** PUT without a length (chunked), written in pieces of `piece` bytes: what the mount sends. */
+function chunkedPut (addr: string, id: number, data: Buffer, headers: Record<string, string>, piece = 1000): Promise<{ status: number, body: string }> {
+  const [host, port] = addr.split(':')
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), method: 'PUT', path: `/v1/blocks/${id}?gen=1`, headers: { 'x-hiss-token': token(id, 1, 'w'), ...headers } }, res => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    for (let off = 0; off < data.length; off += piece) req.write(data.subarray(off, off + piece))
+    req.end()
+  })
+}
+
 async function three (t: Teardown & { testdir: () => string }) {
   const ns = await deadAddress()
   const dir = t.testdir()
@@ -71,8 +86,10 @@ t.test('a small block is sent to every hop at once; a large one along the chain'
   // A proxy in front of b records the pipeline each PUT asks b to forward to: along the
   // chain b is told to send on to c; with fan-out, a sends to c itself and b forwards nothing.
   const forwards: string[] = []
+  const lengths: string[] = []
   const proxy = http.createServer((req, res) => {
     forwards.push(String(req.headers['x-hiss-pipeline-ids'] ?? ''))
+    lengths.push(String(req.headers['content-length']))
     const up = http.request({ host: '127.0.0.1', port: Number(b.addr.split(':')[1]), method: req.method, path: req.url, headers: req.headers }, r => {
       res.writeHead(r.statusCode ?? 502, r.headers)
       r.pipe(res)
@@ -90,6 +107,20 @@ t.test('a small block is sent to every hop at once; a large one along the chain'
   const r2 = await putBlock(a.addr, 401, 1, large, pipelineHeaders([bViaProxy, c]))
   t.same(JSON.parse(r2.body.toString()), { id: 401, gen: 1, length: large.length, stored: [a.id, b.id, c.id], failed: [] })
   t.same(forwards, ['', c.id], 'large block: b forwards to c')
+  // Without a length (chunked, as the mount streams): held until it ends within the
+  // fan-out size, then sent on with its length; past it, along the chain.
+  const r3 = await chunkedPut(a.addr, 402, small, pipelineHeaders([bViaProxy, c]))
+  t.same(JSON.parse(r3.body), { id: 402, gen: 1, length: 4096, stored: [a.id, b.id, c.id], failed: [] })
+  t.same(forwards, ['', c.id, ''], 'small chunked block: fan-out')
+  t.equal(lengths.at(-1), '4096', 'and forwarded with its length')
+  const r4 = await chunkedPut(a.addr, 403, large, pipelineHeaders([bViaProxy, c]), 65536)
+  t.same(JSON.parse(r4.body), { id: 403, gen: 1, length: large.length, stored: [a.id, b.id, c.id], failed: [] })
+  t.same(forwards, ['', c.id, '', c.id], 'large chunked block: chain')
+  t.equal(lengths.at(-1), 'undefined', 'forwarded without a length')
+  for (const s of [a, b, c]) {
+    t.ok((await getBlock(s.addr, 402, 1)).body.equals(small), `small chunked block on ${s.addr}`)
+    t.ok((await getBlock(s.addr, 403, 1)).body.equals(large), `large chunked block on ${s.addr}`)
+  }
   for (const s of [a, b, c]) {
     t.ok((await getBlock(s.addr, 400, 1)).body.equals(small), `small block on ${s.addr}`)
     t.ok((await getBlock(s.addr, 401, 1)).body.equals(large), `large block on ${s.addr}`)
@@ -142,10 +173,23 @@ t.test('an upstream that dies mid-block leaves no temp file on any hop', async t
   const [host, port] = a.addr.split(':')
   const req = http.request({ host, port: Number(port), method: 'PUT', path: '/v1/blocks/500?gen=1', headers: { 'x-hiss-token': token(500, 1, 'w'), ...pipelineHeaders([b]) } })
   req.on('error', () => {})
-  req.write(bytes(200000))
+  // Past the size held back before forwarding (FAN_OUT_MAX_BYTES): it streams down the pipeline.
+  req.write(bytes(FAN_OUT_MAX_BYTES + 50000))
   await waitFor(async () => (await readdir(b.layout.tmpDir)).length > 0, 5000, 'the downstream temp file')
   req.destroy()
   await waitFor(async () => (await readdir(a.layout.tmpDir)).length === 0 && (await readdir(b.layout.tmpDir)).length === 0, 5000, 'temp files to go')
   t.equal((await getBlock(a.addr, 500, 1)).status, 404)
   t.equal((await getBlock(b.addr, 500, 1)).status, 404)
+  // A small one dies while still held: nothing reached b, nothing is stored anywhere.
+  const small = http.request({ host, port: Number(port), method: 'PUT', path: '/v1/blocks/501?gen=1', headers: { 'x-hiss-token': token(501, 1, 'w'), ...pipelineHeaders([b]) } })
+  small.on('error', () => {})
+  small.write(bytes(3000))
+  await new Promise(resolve => setTimeout(resolve, 200))
+  small.destroy()
+  await new Promise(resolve => setTimeout(resolve, 200))
+  for (const s of [a, b]) {
+    t.same(await readdir(s.layout.tmpDir), [], `no temp file on ${s.addr}`)
+    t.equal((await getBlock(s.addr, 501, 1)).status, 404)
+  }
+  t.equal((await putBlock(a.addr, 501, 1, bytes(10), pipelineHeaders([b]))).status, 200, 'the block can be written afterwards')
 })

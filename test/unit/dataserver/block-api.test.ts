@@ -168,6 +168,17 @@ t.test('a body that ends early stores nothing and leaves no temp file', async t 
   t.same(await readdir(layout.subdir(78)), [])
   t.equal((await getBlock(addr, 78, 1)).status, 404)
   t.equal((await putBlock(addr, 78, 1, bytes(10))).status, 200, 'the small block can be written afterwards')
+  // The same without a length (chunked): gathered in memory while it stays small.
+  const sock = net.connect(Number(port), host)
+  await new Promise<void>(resolve => sock.once('connect', () => resolve()))
+  sock.write(`PUT /v1/blocks/79?gen=1 HTTP/1.1\r\nHost: x\r\nx-hiss-token: ${token(79, 1, 'w')}\r\nTransfer-Encoding: chunked\r\n\r\n`)
+  sock.write(`bb8\r\n${'x'.repeat(3000)}\r\n`)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.same(await readdir(layout.tmpDir), [], 'no temp file for a small chunked block in flight')
+  sock.destroy()
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.same(await readdir(layout.subdir(79)), [])
+  t.equal((await getBlock(addr, 79, 1)).status, 404)
 })
 
 t.test('corruption on disk: the read is cut short, then refused; scanNow finds the rest', async t => {
