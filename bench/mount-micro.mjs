@@ -7,6 +7,7 @@
 // and prints one line per workload. Root only (FUSE, allow_other, drop_caches).
 // Usage: node bench/mount-micro.mjs [reps]     env: REPL=1|3, KEEP=1 (leave temp dir),
 //        MOUNT_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (node flags for the mount),
+//        DS_ARGS (the same for the DataServers),
 //        ONLY=small,meta,tar   LOG=debug (mount log level)
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -60,7 +61,7 @@ async function main () {
   for (let i = 1; i <= 3; i++) {
     mkdirSync(join(base, `ds${i}`))
     writeFileSync(join(base, `ds${i}.json`), JSON.stringify({ ...common, 'dataserver.root.dir': join(base, `ds${i}`), 'dataserver.address': '127.0.0.1:0' }))
-    await startDaemon(`ds${i}`, [cli, 'dataserver', '--config', join(base, `ds${i}.json`)], /listening on/)
+    await startDaemon(`ds${i}`, [...(process.env.DS_ARGS ?? '').split(' ').filter(Boolean), cli, 'dataserver', '--config', join(base, `ds${i}.json`)], /listening on/)
   }
   writeFileSync(join(base, 'client.json'), JSON.stringify({ ...common, 'log.level': process.env.LOG ?? 'warn' }))
   for (let i = 0; i < 240; i++) {

@@ -324,9 +324,11 @@ export type DataServerCommand =
 //
 // PUT  /v1/blocks/:id?gen=G    body = raw bytes (streamed). Headers: HEADER_PIPELINE(_IDS).
 //      Stores the replica (temp file + checksums, fsync, rename), forwards the stream to
-//      the pipeline, reports the replica to the NameServer (incremental), and answers
-//      WriteBlockReply only when its own copy is durable; `stored` lists the DataServer
-//      ids that hold the block (itself plus those downstream that succeeded).
+//      the pipeline, and answers WriteBlockReply only when its own copy is durable;
+//      `stored` lists the DataServer ids that hold the block (itself plus those
+//      downstream that succeeded). The replica is reported to the NameServer
+//      (incremental, batched) once durable, without holding the reply: the reply may
+//      reach the client first, and a commit waits for the reports it needs.
 // GET  /v1/blocks/:id?gen=G[&offset=O&length=L]  -> raw bytes, verified against the
 //      checksums chunk by chunk; on a mismatch the response is cut short (the client
 //      sees fewer bytes than Content-Length) and the replica is reported corrupt.

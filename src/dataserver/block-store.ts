@@ -3,8 +3,11 @@
 // rebuilds the index. Knows nothing about HTTP or the NameServer: it tells its owner
 // about corrupt or vanished replicas through the `events` hooks.
 import { randomBytes } from 'node:crypto'
+import { closeSync, fsync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { HissError, fromNodeError, isHissError } from '../common/errors.js'
+import { every, type Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
 import type { ReplicaTuple } from '../common/protocol.js'
 import { BlockLocks } from './block-locks.js'
@@ -25,12 +28,41 @@ export interface BlockStoreEvents {
   onLost?: (id: number, gen: number) => void
 }
 
+/** The statfs fields the store uses (node:fs statfs, or a stand-in in tests). */
+export interface FsSpace { blocks: number, bsize: number, bavail: number }
+
 export interface BlockStoreOptions {
   chunkBytes: number
   reservedBytes?: number
   log: Logger
   events?: BlockStoreEvents
+  /** Drives the periodic refresh of the cached free space; without one it is never refreshed by a timer. */
+  clock?: Clock
+  /** How often the cached free space is refreshed (ms, default FREE_SPACE_REFRESH_MS). */
+  freeSpaceRefreshMs?: number
+  /** statfs of the storage directory (tests inject a stand-in). */
+  statfs?: (path: string) => Promise<FsSpace>
 }
+
+/**
+ * A block announced at most this long is stored on the small-write path (see writeSmall):
+ * gathered in memory (the write-behind would hold it just as long: it is under one
+ * batch), then the open/write/rename steps, each a few microseconds of page cache and
+ * metadata work, run synchronously, and only the fsyncs go to the thread pool. That
+ * leaves two waits (the two fsyncs side by side, then the directory's) instead of one
+ * thread-pool round trip per step, each of which costs a scheduling delay on a busy host.
+ */
+export const SMALL_WRITE_BYTES = 256 * 1024
+
+const fsyncFd = promisify(fsync)
+
+/** Default period of the free-space refresh. */
+export const FREE_SPACE_REFRESH_MS = 1000
+/**
+ * A write trusts the cached free space only while, after it, at least this much more
+ * would stay free; closer to full it asks the disk (statfs) first, as every write did.
+ */
+export const FREE_SPACE_MARGIN_BYTES = 256 * 1024 * 1024
 
 export interface StorageUsage { capacity: number, used: number, remaining: number }
 
@@ -62,6 +94,18 @@ export class BlockStore {
   private readonly events: BlockStoreEvents
   /** Block ids with a write in progress: one writer per block id at a time. */
   private readonly writing = new Set<number>()
+  private readonly clock: Clock | undefined
+  private readonly refreshMs: number
+  private readonly statfsFn: (path: string) => Promise<FsSpace>
+  /** The last statfs, and the bytes stored since it was taken. */
+  private space: { capacity: number, free: number } | undefined
+  private spentSinceStatfs = 0
+  private stopRefresh: (() => void) | undefined
+  /** Open handles of the 256 subdirectories, kept for the fsync that makes a rename durable. */
+  private readonly dirHandles = new Map<number, Promise<FileHandle>>()
+  private closed = false
+  /** Work that outlives its request (a patch's checkpoint): close() waits for it. */
+  private readonly background = new Set<Promise<unknown>>()
 
   constructor (root: string, opts: BlockStoreOptions) {
     this.layout = new StorageLayout(root)
@@ -69,6 +113,9 @@ export class BlockStore {
     this.reserved = opts.reservedBytes ?? 0
     this.log = opts.log
     this.events = opts.events ?? {}
+    this.clock = opts.clock
+    this.refreshMs = opts.freeSpaceRefreshMs ?? FREE_SPACE_REFRESH_MS
+    this.statfsFn = opts.statfs ?? statfs
   }
 
   setEvents (events: BlockStoreEvents): void { Object.assign(this.events, events) }
@@ -97,7 +144,28 @@ export class BlockStore {
     } catch (err) {
       throw fromNodeError(err, `opening storage ${L.root}`)
     }
+    await this.refreshSpace()
+    if (this.clock !== undefined && this.stopRefresh === undefined && !this.closed) {
+      this.stopRefresh = every(this.clock, this.refreshMs, () => this.refreshSpace(), err => { this.log.warn('statfs failed', { err: err as Error }) })
+    }
     this.log.info('storage opened', { root: L.root, replicas: this.index.count, bytes: this.index.usedBytes })
+  }
+
+  /** Let close() wait for `work` (which must not reject). */
+  track (work: Promise<unknown>): void {
+    this.background.add(work)
+    void work.finally(() => { this.background.delete(work) })
+  }
+
+  /** Stop the free-space refresh, wait for tracked work, close the cached directory handles. */
+  async close (): Promise<void> {
+    this.closed = true
+    this.stopRefresh?.()
+    this.stopRefresh = undefined
+    while (this.background.size > 0) await Promise.allSettled([...this.background])
+    const handles = [...this.dirHandles.values()]
+    this.dirHandles.clear()
+    for (const h of handles) await h.then(fh => fh.close(), () => {}).catch(() => {})
   }
 
   private async scanSubdir (sub: number): Promise<void> {
@@ -150,11 +218,56 @@ export class BlockStore {
   // ---------------------------------------------------------------------------
   // Capacity
 
+  /** Capacity from a fresh statfs (heartbeats); also refreshes the cached free space. */
   async storage (): Promise<StorageUsage> {
-    const s = await statfs(this.layout.root)
-    const capacity = s.blocks * s.bsize
-    const free = s.bavail * s.bsize
+    const { capacity, free } = await this.refreshSpace()
     return { capacity, used: this.index.usedBytes, remaining: Math.max(0, free - this.reserved) }
+  }
+
+  private async refreshSpace (): Promise<{ capacity: number, free: number }> {
+    const spent = this.spentSinceStatfs
+    const s = await this.statfsFn(this.layout.root)
+    const space = { capacity: s.blocks * s.bsize, free: s.bavail * s.bsize }
+    this.space = space
+    // What was stored while statfs ran may or may not be in it: count it as not (safe side).
+    this.spentSinceStatfs -= spent
+    return space
+  }
+
+  /**
+   * Refuse (ENOSPC) a write of `need` bytes that does not fit. No statfs while the cached
+   * free space (minus what was stored since) leaves FREE_SPACE_MARGIN_BYTES to spare;
+   * closer to full, statfs decides. Returns undefined when settled without waiting.
+   */
+  checkRoom (need: number): Promise<void> | undefined {
+    const s = this.space
+    if (s !== undefined && s.free - this.spentSinceStatfs - this.reserved >= need + FREE_SPACE_MARGIN_BYTES) return undefined
+    return this.refreshSpace().then(({ free }) => {
+      const remaining = Math.max(0, free - this.spentSinceStatfs - this.reserved)
+      if (remaining < need) throw HissError.ENOSPC(`dataserver storage full (${remaining} bytes usable)`)
+    })
+  }
+
+  /** Count bytes stored since the last statfs against the cached free space. */
+  noteStored (bytes: number): void { this.spentSinceStatfs += bytes }
+
+  /** fsync a subdirectory (making renames into it durable) through a kept handle. */
+  async fsyncSubdir (id: number): Promise<void> {
+    const sub = id % 256
+    let h = this.dirHandles.get(sub)
+    if (h === undefined || this.closed) {
+      h = open(this.layout.subdir(id), 'r')
+      if (this.closed) { const fh = await h; try { await fh.sync() } finally { await fh.close() } return }
+      this.dirHandles.set(sub, h)
+    }
+    try {
+      await (await h).sync()
+    } catch (err) {
+      // A handle that went bad is dropped (and closed): the next write opens a new one.
+      if (this.dirHandles.get(sub) === h) this.dirHandles.delete(sub)
+      void h.then(fh => fh.close(), () => {}).catch(() => {})
+      throw err
+    }
   }
 
   // ---------------------------------------------------------------------------
@@ -179,24 +292,117 @@ export class BlockStore {
   /**
    * Store a replica from `source`. Nothing becomes visible until data and checksums are
    * fsync'd and renamed into place; any failure removes the temp files.
+   *
+   * Few sequential waits: the free-space check uses the cached statfs (see checkRoom);
+   * a small block takes the small-write path (SMALL_WRITE_BYTES). A streamed one opens
+   * both temp files at once while the first pieces are already pulled (and so forwarded
+   * down the pipeline); the data's last write + fsync and the checksums' write + fsync
+   * run side by side; the handles close while the renames run. Both fsync the
+   * subdirectory through a kept handle.
    */
   async write (id: number, gen: number, source: AsyncIterable<Uint8Array>, opts: { expectedLength?: number | undefined } = {}): Promise<WriteResult> {
     this.checkWritable(id, gen)
     const expected = opts.expectedLength
     if (expected !== undefined && expected > MAX_BLOCK_BYTES) throw HissError.from('TOO_LARGE', `block over ${MAX_BLOCK_BYTES} bytes`)
     this.writing.add(id)
+    try {
+      const room = this.checkRoom(expected ?? 1)
+      if (room !== undefined) await room
+      if (expected !== undefined) {
+        return expected <= SMALL_WRITE_BYTES
+          ? await this.writeSmall(id, gen, source, expected)
+          : await this.writeStreamed(id, gen, source, expected)
+      }
+      // Unknown length: what ends within SMALL_WRITE_BYTES is a small block after all.
+      const head = await gather(source, SMALL_WRITE_BYTES).catch(err => { throw fromNodeError(err, `writing block ${id}`) })
+      return head.ended
+        ? await this.writeSmall(id, gen, head.rest, head.bytes)
+        : await this.writeStreamed(id, gen, head.rest, undefined)
+    } finally {
+      this.writing.delete(id)
+    }
+  }
+
+  /** A block of known, small length: see SMALL_WRITE_BYTES. Same files, same order, same fsyncs. */
+  private async writeSmall (id: number, gen: number, source: AsyncIterable<Uint8Array>, expected: number): Promise<WriteResult> {
     const L = this.layout
     const tmp = L.tmpPaths(id, gen, randomBytes(8).toString('hex'))
-    let dataFh: FileHandle | undefined
-    let metaFh: FileHandle | undefined
+    let dataFd: number | undefined
+    let metaFd: number | undefined
+    let metaInPlace = false
+    let length: number
+    let metaLength: number
+    try {
+      const sum = new ChunkChecksummer(this.chunkBytes)
+      const parts: Uint8Array[] = []
+      for await (const piece of source) {
+        if (sum.length + piece.length > expected) throw HissError.BAD_REQUEST(`block longer than the announced ${expected} bytes`)
+        sum.update(piece)
+        if (piece.length > 0) parts.push(piece)
+      }
+      if (sum.length !== expected) throw HissError.BAD_REQUEST(`block is ${sum.length} bytes, announced ${expected}`)
+      length = sum.length
+      const metaBytes = sum.finish()
+      metaLength = metaBytes.length
+      dataFd = openSync(tmp.data, 'wx', 0o644)
+      writevAllSync(dataFd, parts)
+      metaFd = openSync(tmp.meta, 'wx', 0o644)
+      writevAllSync(metaFd, [metaBytes])
+      // Both settle before anything else happens to the descriptors (no close under a pending fsync).
+      const synced = await Promise.allSettled([fsyncFd(dataFd), fsyncFd(metaFd)])
+      for (const r of synced) if (r.status === 'rejected') throw r.reason
+      closeSync(dataFd)
+      dataFd = undefined
+      closeSync(metaFd)
+      metaFd = undefined
+      // Meta first: a crash between the renames leaves a lone meta, which the scan drops.
+      renameSync(tmp.meta, L.metaPath(id, gen))
+      metaInPlace = true
+      renameSync(tmp.data, L.dataPath(id, gen))
+      metaInPlace = false
+      await this.fsyncSubdir(id)
+    } catch (err) {
+      for (const fd of [dataFd, metaFd]) if (fd !== undefined) try { closeSync(fd) } catch {}
+      for (const f of [tmp.data, tmp.meta]) try { unlinkSync(f) } catch {}
+      if (metaInPlace) try { unlinkSync(L.metaPath(id, gen)) } catch {}
+      throw fromNodeError(err, `writing block ${id}`)
+    }
+    return this.installed(id, gen, length, metaLength)
+  }
+
+  /** The new replica's files are durable in place: index it, drop what it replaces. */
+  private async installed (id: number, gen: number, length: number, metaLength: number): Promise<WriteResult> {
+    const prev = this.index.get(id)
+    this.index.set(id, { gen, length })
+    this.noteStored(length + metaLength)
+    const result: WriteResult = { length }
+    if (prev !== undefined && prev.gen < gen) {
+      await this.unlinkReplica(id, prev.gen)
+      result.replacedGen = prev.gen
+    }
+    if (this.index.removeCorrupt(id, gen)) await this.unlinkCorrupt(id, gen)
+    return result
+  }
+
+  /** Any block, streamed to disk through the write-behind queue. */
+  private async writeStreamed (id: number, gen: number, source: AsyncIterable<Uint8Array>, expected: number | undefined): Promise<WriteResult> {
+    const L = this.layout
+    const tmp = L.tmpPaths(id, gen, randomBytes(8).toString('hex'))
+    let dataOpen: Promise<FileHandle> | undefined
+    let metaOpen: Promise<FileHandle> | undefined
+    let closing: Promise<unknown> | undefined
     let metaInPlace = false
     let behind: WriteBehind | undefined
+    let length = 0
+    let metaBytes: Buffer = Buffer.alloc(0)
     try {
-      const room = await this.storage()
-      if (room.remaining < (expected ?? 1)) throw HissError.ENOSPC(`dataserver storage full (${room.remaining} bytes usable)`)
-      dataFh = await open(tmp.data, 'wx', 0o644)
+      dataOpen = open(tmp.data, 'wx', 0o644)
+      metaOpen = open(tmp.meta, 'wx', 0o644)
+      // Failures surface where the handles are used; these keep them from going unhandled.
+      dataOpen.catch(() => {})
+      metaOpen.catch(() => {})
       const sum = new ChunkChecksummer(this.chunkBytes)
-      behind = new WriteBehind(dataFh)
+      behind = new WriteBehind(dataOpen)
       for await (const piece of source) {
         const len = sum.length + piece.length
         if (len > MAX_BLOCK_BYTES) throw HissError.from('TOO_LARGE', `block over ${MAX_BLOCK_BYTES} bytes`)
@@ -204,40 +410,37 @@ export class BlockStore {
         sum.update(piece)
         await behind.push(piece)
       }
-      await behind.flush()
       if (expected !== undefined && sum.length !== expected) throw HissError.BAD_REQUEST(`block is ${sum.length} bytes, announced ${expected}`)
-      const length = sum.length
-      metaFh = await open(tmp.meta, 'wx', 0o644)
-      await writeAll(metaFh, sum.finish())
-      await Promise.all([dataFh.sync(), metaFh.sync()])
-      await Promise.all([dataFh.close(), metaFh.close()])
-      dataFh = metaFh = undefined
+      length = sum.length
+      metaBytes = sum.finish()
+      const w = behind
+      const [dataFh, metaFh] = await Promise.all([
+        (async () => { await w.flush(); const fh = await dataOpen!; await fh.sync(); return fh })(),
+        (async () => { const fh = await metaOpen!; await writeAll(fh, metaBytes); await fh.sync(); return fh })(),
+      ])
+      // Renaming an open file is fine: the closes overlap the renames.
+      closing = Promise.all([dataFh.close(), metaFh.close()])
       // Meta first: a crash between the renames leaves a lone meta, which the scan drops.
       await rename(tmp.meta, L.metaPath(id, gen))
       metaInPlace = true
       await rename(tmp.data, L.dataPath(id, gen))
       metaInPlace = false
-      await fsyncDir(L.subdir(id))
-      const prev = this.index.get(id)
-      this.index.set(id, { gen, length })
-      const result: WriteResult = { length }
-      if (prev !== undefined && prev.gen < gen) {
-        await this.unlinkReplica(id, prev.gen)
-        result.replacedGen = prev.gen
-      }
-      if (this.index.removeCorrupt(id, gen)) await this.unlinkCorrupt(id, gen)
-      return result
+      await Promise.all([this.fsyncSubdir(id), closing])
     } catch (err) {
       await behind?.settle()
-      await dataFh?.close().catch(() => {})
-      await metaFh?.close().catch(() => {})
+      if (closing !== undefined) await closing.catch(() => {})
+      else {
+        for (const h of [dataOpen, metaOpen]) {
+          const fh = await h?.catch(() => undefined)
+          await fh?.close().catch(() => {})
+        }
+      }
       await unlink(tmp.data).catch(() => {})
       await unlink(tmp.meta).catch(() => {})
       if (metaInPlace) await unlink(L.metaPath(id, gen)).catch(() => {})
       throw fromNodeError(err, `writing block ${id}`)
-    } finally {
-      this.writing.delete(id)
     }
+    return this.installed(id, gen, length, metaBytes.length)
   }
 
   // ---------------------------------------------------------------------------
@@ -407,9 +610,49 @@ async function writeAll (fh: FileHandle, buf: Uint8Array): Promise<void> {
   }
 }
 
-/** Make a rename durable: fsync the directory holding the new entry. */
-async function fsyncDir (dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try { await fh.sync() } finally { await fh.close() }
+/** writev every byte of `bufs` (a short write continues). */
+function writevAllSync (fd: number, bufs: Uint8Array[]): void {
+  let list = bufs
+  while (list.length > 0) {
+    let n = list.length === 1 ? writeSync(fd, list[0]!) : writevSync(fd, list)
+    const rest: Uint8Array[] = []
+    for (const b of list) {
+      if (n >= b.length) { n -= b.length; continue }
+      rest.push(n > 0 ? b.subarray(n) : b)
+      n = 0
+    }
+    list = rest
+  }
 }
 
+/**
+ * Pull pieces from `source` until more than `limit` bytes came or it ended. `rest`
+ * yields everything (the pieces pulled, then the remainder); returning from it early
+ * returns from `source` too.
+ */
+async function gather (source: AsyncIterable<Uint8Array>, limit: number): Promise<{ ended: boolean, bytes: number, rest: AsyncGenerator<Uint8Array> }> {
+  const it = source[Symbol.asyncIterator]()
+  const pulled: Uint8Array[] = []
+  let bytes = 0
+  let ended = false
+  while (bytes <= limit) {
+    const r = await it.next()
+    if (r.done === true) { ended = true; break }
+    pulled.push(r.value)
+    bytes += r.value.length
+  }
+  async function * rest (): AsyncGenerator<Uint8Array> {
+    let done = ended
+    try {
+      yield * pulled
+      while (!done) {
+        const r = await it.next()
+        if (r.done === true) { done = true; return }
+        yield r.value
+      }
+    } finally {
+      if (!done) await it.return?.()
+    }
+  }
+  return { ended, bytes, rest: rest() }
+}

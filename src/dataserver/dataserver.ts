@@ -75,6 +75,7 @@ export class DataServer {
       chunkBytes: cfg['checksum.chunk.bytes'],
       reservedBytes: cfg['dataserver.reserved.bytes'],
       log: this.log.child('store'),
+      clock: this.clock,
     })
     const timeoutMs = cfg['client.timeout.ms']
     this.link = new NameServerLink({
@@ -136,6 +137,7 @@ export class DataServer {
       return await this.serve()
     } catch (err) {
       await this.server?.close()
+      await this.store.close()
       this.lock.release()
       throw fromNodeError(err, `starting dataserver on ${this.address}`)
     }
@@ -201,6 +203,7 @@ export class DataServer {
     this.replicator.stop()
     await this.link.stop({ unregister })
     await this.server?.close()
+    await this.store.close()
     this.transport.close()
     this.lock.release()
   }

@@ -85,21 +85,20 @@ export class NameServerLink {
   // Reports
 
   /**
-   * Tell the NameServer about a new replica before the write is acknowledged. Never
-   * rejects: if the call fails the report is queued for the next heartbeat (and a
-   * re-registration's full report covers it anyway).
+   * Tell the NameServer about a new replica. Never blocks and never throws: the write
+   * is acknowledged without waiting for this (a commit waits for the reports itself, see
+   * WriteService.commit), so the report is queued and sent at once when no incremental
+   * report is in flight; reports arriving meanwhile go out together in the next one.
+   * A failed send is retried with the next heartbeat (and a re-registration's full
+   * report covers it anyway).
    */
-  async reportReceived (t: ReplicaTuple): Promise<void> {
+  reportReceived (t: ReplicaTuple): void {
     // Unregistered: the full report that follows registration is taken later, so it
     // includes this replica. Registered but not yet reported: the full report may
     // already hold an older snapshot, so this goes through the channel after it.
     if (this.state === 'unregistered') return
-    try {
-      await this.serial(() => this.post('/v1/ds/incremental', { id: this.o.id, received: [t] } satisfies IncrementalRequest))
-    } catch (err) {
-      this.logFailure('incremental report failed, queued', err)
-      this.pendingReceived.push(t)
-    }
+    this.pendingReceived.push(t)
+    this.kickFlush()
   }
 
   reportDeleted (id: number, gen: number): void {
@@ -118,6 +117,8 @@ export class NameServerLink {
     return this.serial(() => this.fullReport()).catch(err => { this.logFailure('block report failed', err) })
   }
 
+  private get pendingCount (): number { return this.pendingReceived.length + this.pendingDeleted.length + this.pendingCorrupt.length }
+
   private kickFlush (): void {
     if (this.state === 'unregistered' || this.flushing || this.closed) return
     this.flushing = true
@@ -127,7 +128,7 @@ export class NameServerLink {
         this.flushing = false
         // More may have been queued while we were sending; after a failure the next
         // heartbeat retries instead (no hot loop against a dead NameServer).
-        if (this.lastFlushOk && this.pendingDeleted.length + this.pendingCorrupt.length > 0) this.kickFlush()
+        if (this.lastFlushOk && this.pendingCount > 0) this.kickFlush()
       })
   }
 
@@ -201,7 +202,7 @@ export class NameServerLink {
         return this.o.heartbeatMs
       }
       await this.heartbeat()
-      if (this.pendingReceived.length + this.pendingDeleted.length + this.pendingCorrupt.length > 0) {
+      if (this.pendingCount > 0) {
         await this.serial(() => this.flush()).catch(err => { this.logFailure('incremental report failed, will retry', err) })
       }
       return this.state === 'ready' ? this.o.heartbeatMs : 0

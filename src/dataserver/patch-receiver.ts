@@ -87,8 +87,7 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
   let keepJournal = false
   let bytes: Buffer | undefined
   try {
-    const room = await store.storage()
-    if (room.remaining < total + (a.newLength - cur.length)) throw HissError.ENOSPC(`dataserver storage full (${room.remaining} bytes usable)`)
+    await store.checkRoom(total + (a.newLength - cur.length))
     // Nothing else changes these bytes while we hold the write claim: check them first,
     // so a journal on disk is always one that may be applied.
     ;({ data, meta } = await openOldReplica(store, header))
@@ -135,7 +134,8 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
     }
     store.index.set(a.id, { gen: a.gen, length: a.newLength })
     keepJournal = true
-    void checkpoint(L.subdir(a.id), data!, meta!, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) })
+    // In the background, but a clean close waits for it (the storage lock is held until then).
+    store.track(checkpoint(L.subdir(a.id), data!, meta!, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) }))
     data = meta = undefined
     return { length: a.newLength, from: cur.gen }
   } catch (err) {
@@ -232,10 +232,9 @@ export async function receivePatch (d: PatchDeps, p: IncomingPatch): Promise<Wri
     ;(down as Downstream | undefined)?.abort()
     throw err
   }
-  const [, downStored] = await Promise.all([
-    d.reporter.reportReceived([p.id, p.gen, length]),
-    (down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]),
-  ])
+  // Queued, not awaited: the commit on the NameServer waits for the reports it needs.
+  d.reporter.reportReceived([p.id, p.gen, length])
+  const downStored = await ((down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]))
   return {
     id: p.id,
     gen: p.gen,

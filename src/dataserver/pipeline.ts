@@ -140,6 +140,33 @@ export class Downstream {
   get target (): DataServerRef { return this.first }
 }
 
+/** What forwarding needs of a downstream: one hop (Downstream) or several side by side (FanOut). */
+export interface DownstreamLike {
+  write (piece: Uint8Array): Promise<void>
+  end (): void
+  abort (): void
+  result (): Promise<string[]>
+}
+
+/**
+ * The same block sent to every hop at once, each as the last of its pipeline (star
+ * instead of chain), for small blocks: the bytes are trivial, and the reply then waits
+ * for one hop instead of a chain of them. A failing hop costs only itself: the others
+ * still store the block (in a chain, the hops behind it would be lost too).
+ */
+export class FanOut implements DownstreamLike {
+  private readonly hops: Downstream[]
+
+  constructor (o: DownstreamOptions) {
+    this.hops = o.hops.map(h => new Downstream({ ...o, hops: [h] }))
+  }
+
+  async write (piece: Uint8Array): Promise<void> { await Promise.all(this.hops.map(h => h.write(piece))) }
+  end (): void { for (const h of this.hops) h.end() }
+  abort (): void { for (const h of this.hops) h.abort() }
+  async result (): Promise<string[]> { return (await Promise.all(this.hops.map(h => h.result()))).flat() }
+}
+
 /** A request body (or any byte stream) feeding a block write. */
 export type BlockBody = AsyncIterable<Buffer> & {
   complete?: boolean
@@ -150,19 +177,50 @@ export type BlockBody = AsyncIterable<Buffer> & {
  * The upstream body as an async iterable that also forwards each piece downstream
  * before handing it on. Fails if the body ends before it is complete; on any failure
  * (upstream, or the consumer giving up) the downstream is aborted.
+ *
+ * `holdUpTo` (a body of unknown length): the first pieces are held until either the body
+ * ends within that many bytes - then the downstream is opened knowing the length, so a
+ * small block is forwarded and stored as one of announced length - or it grows past it,
+ * and everything held goes on at once (length still unknown). `openDownstream` gets the
+ * length when known.
  */
-export async function * forwardingSource (body: BlockBody, openDownstream?: () => Downstream): AsyncGenerator<Buffer> {
-  const down = openDownstream?.()
+export async function * forwardingSource (body: BlockBody, openDownstream?: (length?: number) => DownstreamLike, holdUpTo = 0): AsyncGenerator<Buffer> {
+  let down: DownstreamLike | undefined
   let ok = false
   // Stopping early must not destroy an HTTP request: its socket would linger half-open
   // (never idle, never closed). The route drains the rest instead and answers.
   const pieces = body.iterator?.({ destroyOnReturn: false }) ?? body
+  let held: Buffer[] | undefined = holdUpTo > 0 ? [] : undefined
+  let heldBytes = 0
   try {
+    if (held === undefined) down = openDownstream?.()
     for await (const piece of pieces) {
+      if (held !== undefined) {
+        held.push(piece)
+        heldBytes += piece.length
+        if (heldBytes <= holdUpTo) continue
+        const out = held
+        held = undefined
+        down = openDownstream?.()
+        for (const p of out) {
+          if (down !== undefined) await down.write(p)
+          yield p
+        }
+        continue
+      }
       if (down !== undefined) await down.write(piece)
       yield piece
     }
     if (body.complete === false) throw HissError.EIO('request body ended early')
+    if (held !== undefined) {
+      const out = held
+      held = undefined
+      down = openDownstream?.(heldBytes)
+      for (const p of out) {
+        if (down !== undefined) await down.write(p)
+        yield p
+      }
+    }
     ok = true
     down?.end()
   } finally {

@@ -21,7 +21,8 @@ export class WriteBehind {
   private readonly waiters: Array<() => void> = []
   private flushing = false
 
-  constructor (private readonly fh: FileHandle, private readonly maxQueued = WRITE_BEHIND_BYTES, private readonly minBatch = WRITE_BATCH_BYTES) {}
+  /** `fh` may still be opening: pieces queue meanwhile, and a failed open fails the writes. */
+  constructor (private readonly fh: FileHandle | Promise<FileHandle>, private readonly maxQueued = WRITE_BEHIND_BYTES, private readonly minBatch = WRITE_BATCH_BYTES) {}
 
   /** Queue a piece (kept by reference: it must not change). Waits while the queue is full. */
   async push (piece: Uint8Array): Promise<void> {
@@ -61,12 +62,13 @@ export class WriteBehind {
 
   private async loop (): Promise<void> {
     try {
+      const fh = await this.fh
       while (this.queue.length > 0 && (this.queued >= Math.min(this.minBatch, this.maxQueued) || this.flushing)) {
         const batch = this.queue.length <= MAX_IOV ? this.queue : this.queue.slice(0, MAX_IOV)
         this.queue = this.queue.length <= MAX_IOV ? [] : this.queue.slice(MAX_IOV)
         let bytes = 0
         for (const b of batch) bytes += b.length
-        await writevAll(this.fh, batch, bytes)
+        await writevAll(fh, batch, bytes)
         this.queued -= bytes
         this.wake()
       }

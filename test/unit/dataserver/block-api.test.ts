@@ -8,6 +8,7 @@ import { HissError } from '../../../src/common/errors.js'
 import { parseConfig } from '../../../src/common/config.js'
 import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
 import { DataServer } from '../../../src/dataserver/dataserver.js'
+import { SMALL_WRITE_BYTES } from '../../../src/dataserver/block-store.js'
 import { silentLogger } from '../../../src/common/log.js'
 import { bytes, deadAddress, dsConfig, errorCode, startDataServer, type Teardown, getBlock, putBlock, request, token, waitFor } from './helpers.js'
 import { flipByte } from '../../helpers/cluster-files.js'
@@ -142,16 +143,42 @@ t.test('bad block ids, generations and ranges are 400 and read nothing', async t
 t.test('a body that ends early stores nothing and leaves no temp file', async t => {
   const { addr, layout } = await startDs(t)
   const [host, port] = addr.split(':')
-  const sock = net.connect(Number(port), host)
-  await new Promise<void>(resolve => sock.once('connect', () => resolve()))
-  sock.write(`PUT /v1/blocks/77?gen=1 HTTP/1.1\r\nHost: x\r\nx-hiss-token: ${token(77, 1, 'w')}\r\nContent-Length: 10000\r\n\r\n`)
-  sock.write(bytes(3000))
+  const cut = async (id: number, announced: number): Promise<net.Socket> => {
+    const sock = net.connect(Number(port), host)
+    await new Promise<void>(resolve => sock.once('connect', () => resolve()))
+    sock.write(`PUT /v1/blocks/${id}?gen=1 HTTP/1.1\r\nHost: x\r\nx-hiss-token: ${token(id, 1, 'w')}\r\nContent-Length: ${announced}\r\n\r\n`)
+    sock.write(bytes(3000))
+    return sock
+  }
+  // A large block streams to a temp file as it arrives.
+  const big = await cut(77, SMALL_WRITE_BYTES + 10000)
   await waitFor(async () => (await readdir(layout.tmpDir)).length > 0, 5000, 'the temp file to appear')
-  sock.destroy()
+  big.destroy()
   await waitFor(async () => (await readdir(layout.tmpDir)).length === 0, 5000, 'the temp file to be removed')
   t.same(await readdir(layout.subdir(77)), [])
   t.equal((await getBlock(addr, 77, 1)).status, 404)
   t.equal((await putBlock(addr, 77, 1, bytes(10))).status, 200, 'the block can be written afterwards')
+  // A small one is gathered in memory: no file at all until its last byte is in.
+  const small = await cut(78, 10000)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.same(await readdir(layout.tmpDir), [], 'no temp file for a small block in flight')
+  small.destroy()
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.same(await readdir(layout.tmpDir), [])
+  t.same(await readdir(layout.subdir(78)), [])
+  t.equal((await getBlock(addr, 78, 1)).status, 404)
+  t.equal((await putBlock(addr, 78, 1, bytes(10))).status, 200, 'the small block can be written afterwards')
+  // The same without a length (chunked): gathered in memory while it stays small.
+  const sock = net.connect(Number(port), host)
+  await new Promise<void>(resolve => sock.once('connect', () => resolve()))
+  sock.write(`PUT /v1/blocks/79?gen=1 HTTP/1.1\r\nHost: x\r\nx-hiss-token: ${token(79, 1, 'w')}\r\nTransfer-Encoding: chunked\r\n\r\n`)
+  sock.write(`bb8\r\n${'x'.repeat(3000)}\r\n`)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.same(await readdir(layout.tmpDir), [], 'no temp file for a small chunked block in flight')
+  sock.destroy()
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.same(await readdir(layout.subdir(79)), [])
+  t.equal((await getBlock(addr, 79, 1)).status, 404)
 })
 
 t.test('corruption on disk: the read is cut short, then refused; scanNow finds the rest', async t => {

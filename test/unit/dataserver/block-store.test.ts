@@ -1,7 +1,8 @@
 import t from 'tap'
 import { readdir, stat, writeFile } from 'node:fs/promises'
+import { ManualClock } from '../../../src/common/clock.js'
 import { silentLogger } from '../../../src/common/log.js'
-import { BlockStore } from '../../../src/dataserver/block-store.js'
+import { BlockStore, FREE_SPACE_MARGIN_BYTES, SMALL_WRITE_BYTES, type FsSpace } from '../../../src/dataserver/block-store.js'
 import { bytes } from './helpers.js'
 import { flipByte } from '../../helpers/cluster-files.js'
 
@@ -175,4 +176,111 @@ t.test('files vanishing from under the index are reported lost', async t => {
   await t.rejects(readAll(s, 31, 1), { code: 'ENOENT' })
   t.same(lost, [[31, 1]])
   t.same(s.report(), [])
+})
+
+/** A disk stand-in for statfs: `free` bytes available of 1 TiB, counting calls. */
+function fakeDisk (free: number): { statfs: () => Promise<FsSpace>, calls: number, free: number } {
+  const d = {
+    calls: 0,
+    free,
+    statfs: async (): Promise<FsSpace> => { d.calls++; return { blocks: 2 ** 28, bsize: 4096, bavail: Math.floor(d.free / 4096) } },
+  }
+  return d
+}
+
+t.test('writes use the cached free space: no statfs per write; the clock refreshes it', async t => {
+  const disk = fakeDisk(2 ** 40)
+  const clock = new ManualClock()
+  const s = new BlockStore(t.testdir(), { chunkBytes: 512, log: silentLogger, clock, freeSpaceRefreshMs: 1000, statfs: disk.statfs })
+  t.teardown(() => s.close())
+  await s.open()
+  const atOpen = disk.calls
+  t.equal(atOpen, 1, 'open takes the first statfs')
+  for (let i = 0; i < 20; i++) await s.write(100 + i, 1, pieces(bytes(4096, i)), { expectedLength: 4096 })
+  t.equal(disk.calls, atOpen, '20 writes, no statfs')
+  clock.advance(1000)
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(disk.calls, atOpen + 1, 'the timer refreshed it')
+  // The disk filled up meanwhile: once refreshed, an announced block that cannot fit is refused up front.
+  disk.free = 1024 * 1024
+  clock.advance(1000)
+  await new Promise(resolve => setImmediate(resolve))
+  await t.rejects(s.write(200, 1, pieces(bytes(2 * 1024 * 1024, 1)), { expectedLength: 2 * 1024 * 1024 }), { code: 'ENOSPC' })
+  t.same(await readdir(s.layout.tmpDir), [], 'no temp file')
+  // Close to full every write asks the disk.
+  const before = disk.calls
+  await s.write(201, 1, pieces(bytes(4096, 1)), { expectedLength: 4096 })
+  await s.write(202, 1, pieces(bytes(4096, 2)), { expectedLength: 4096 })
+  t.equal(disk.calls, before + 2, 'near full: one statfs per write')
+  t.same(await s.storage(), { capacity: 2 ** 40, used: 22 * 4096, remaining: 1024 * 1024 })
+  await s.close()
+  const closedAt = disk.calls
+  clock.advance(5000)
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(disk.calls, closedAt, 'close stops the refresh')
+})
+
+t.test('bytes stored since the last statfs count against the cached free space', async t => {
+  // Room for two 8 KiB blocks above the margin (checksums included), not for three.
+  const disk = fakeDisk(FREE_SPACE_MARGIN_BYTES + 20 * 1024)
+  const s = new BlockStore(t.testdir(), { chunkBytes: 512, log: silentLogger, statfs: disk.statfs })
+  t.teardown(() => s.close())
+  await s.open()
+  const atOpen = disk.calls
+  await s.write(1, 1, pieces(bytes(8192, 1)), { expectedLength: 8192 })
+  t.equal(disk.calls, atOpen, 'the first fits the cache')
+  await s.write(2, 1, pieces(bytes(8192, 2)), { expectedLength: 8192 })
+  t.equal(disk.calls, atOpen, 'the second too')
+  await s.write(3, 1, pieces(bytes(8192, 3)), { expectedLength: 8192 })
+  t.equal(disk.calls, atOpen + 1, 'the third would eat into the margin: statfs first')
+  disk.free = 4096
+  await t.rejects(s.write(4, 1, pieces(bytes(16384, 4)), { expectedLength: 16384 }), { code: 'ENOSPC' }, 'near the margin the disk decides')
+  t.equal(disk.calls, atOpen + 2)
+})
+
+t.test('small-write path and streamed path: same replica files; failures leave nothing behind', async t => {
+  const root = t.testdir()
+  const s = await newStore(root)
+  const small = bytes(SMALL_WRITE_BYTES, 5)
+  const large = bytes(SMALL_WRITE_BYTES + 1, 6)
+  t.same(await s.write(10, 1, pieces(small, 65536), { expectedLength: small.length }), { length: small.length })
+  t.same(await s.write(11, 1, pieces(large, 65536), { expectedLength: large.length }), { length: large.length })
+  t.same(await s.write(12, 1, pieces(small, 65536)), { length: small.length }, 'unknown length, small: gathered')
+  t.same(await s.write(13, 1, pieces(large, 65536)), { length: large.length }, 'unknown length, large: streamed')
+  t.ok((await readAll(s, 13, 1)).equals(large))
+  t.equal(await s.verify(13, 1), 'ok')
+  t.ok((await readAll(s, 10, 1)).equals(small))
+  t.ok((await readAll(s, 11, 1)).equals(large))
+  t.ok((await readAll(s, 12, 1)).equals(small))
+  for (const id of [10, 11, 12]) t.equal(await s.verify(id, 1), 'ok', `block ${id} verifies`)
+  t.same(await readdir(s.layout.tmpDir), [])
+  // Longer than announced, shorter than announced, and a source that fails: all on the small path.
+  await t.rejects(s.write(20, 1, pieces(bytes(5000, 1)), { expectedLength: 4096 }), { code: 'BAD_REQUEST' })
+  await t.rejects(s.write(21, 1, pieces(bytes(3000, 1)), { expectedLength: 4096 }), { code: 'BAD_REQUEST' })
+  await t.rejects(s.write(22, 1, failingAfter(bytes(4096, 1), 1000), { expectedLength: 4096 }))
+  t.same(await readdir(s.layout.tmpDir), [], 'no temp file left')
+  for (const id of [20, 21, 22]) t.same(await readdir(s.layout.subdir(id)), [], `no replica file of block ${id}`)
+  await t.rejects(s.write(23, 1, failingAfter(bytes(4096, 1), 1000)), 'unknown length: a failing source')
+  await t.rejects(s.write(24, 1, failingAfter(large, SMALL_WRITE_BYTES + 100)), 'unknown length: failing past the small size')
+  t.same(await readdir(s.layout.tmpDir), [], 'no temp file left')
+  t.same(s.report().map(r => r[0]).sort((a, b) => a - b), [10, 11, 12, 13])
+  // A restart finds exactly the three.
+  const again = await newStore(root)
+  t.same(again.report().sort((a, b) => a[0] - b[0]), [[10, 1, small.length], [11, 1, large.length], [12, 1, small.length], [13, 1, large.length]])
+  await again.close()
+  await s.close()
+})
+
+t.test('close waits for tracked background work (a patch checkpoint)', async t => {
+  const s = await newStore(t.testdir())
+  let finish!: () => void
+  let done = false
+  s.track(new Promise<void>(resolve => { finish = resolve }).then(() => { done = true }))
+  let closed = false
+  const c = s.close().then(() => { closed = true })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.notOk(closed, 'close is still waiting')
+  finish()
+  await c
+  t.ok(done && closed, 'closed after the work finished')
 })

@@ -212,3 +212,26 @@ t.test('write-behind waits for a full batch before writing, and flush writes the
   t.equal(Buffer.concat(w.written).length, 1000 + 50 + 50)
   t.equal(w.calls, 2)
 })
+
+t.test('write-behind takes a file handle that is still opening: pieces wait for it, in order', async t => {
+  const data = bytes(3000, 4)
+  const w = fakeWriter(1 << 20)
+  let opened!: (fh: FileHandle) => void
+  const wb = new WriteBehind(new Promise<FileHandle>(resolve => { opened = resolve }), 4096, 1000)
+  for (let off = 0; off < data.length; off += 500) await wb.push(data.subarray(off, off + 500))
+  await new Promise(resolve => setTimeout(resolve, 5))
+  t.equal(w.calls, 0, 'nothing written before the handle exists')
+  const f = wb.flush()
+  opened(w.fh)
+  await f
+  t.ok(Buffer.concat(w.written).equals(data), 'every piece written once it opened, in order')
+})
+
+t.test('write-behind: a handle that fails to open fails the pushes and flush', async t => {
+  const failed = Promise.reject(Object.assign(new Error('no space'), { code: 'ENOSPC' }))
+  failed.catch(() => {})
+  const wb = new WriteBehind(failed, 100, 50)
+  await t.rejects((async () => { for (let i = 0; i < 10; i++) await wb.push(Buffer.alloc(60)) })(), { code: 'ENOSPC' })
+  await t.rejects(wb.flush(), { code: 'ENOSPC' })
+  await wb.settle()
+})
