@@ -139,8 +139,9 @@ export class BlockUpload {
     if (skip + n === head.buf.length) {
       this.fed.shift()
       this.fedFrom += head.buf.length
-      // Kept for the read cache: never recycled. Else free once the socket has it.
-      if (head.release !== undefined && this.retained === undefined) this.inFlight.push({ end: this.fedFrom, release: head.release })
+      // Kept for the read cache (as pump decides): never recycled. Else free once the socket has it.
+      const retain = this.retained !== undefined && this.fedFrom <= this.retainUpTo
+      if (head.release !== undefined && !retain) this.inFlight.push({ end: this.fedFrom, release: head.release })
     }
     return out
   }

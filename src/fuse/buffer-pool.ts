@@ -13,9 +13,10 @@
 
 export class BufferPool {
   private readonly free: Buffer[] = []
-  /** Buffers handed out (take) and buffers given back (for tests and diagnostics). */
+  /** Chunks handed out, buffers given back, buffers allocated (for tests and diagnostics). */
   taken = 0
   returned = 0
+  allocated = 0
 
   /** `bufferBytes`: size of each buffer; `maxFree`: buffers kept while unused. */
   constructor (readonly bufferBytes: number, readonly maxFree: number) {}
@@ -26,7 +27,11 @@ export class BufferPool {
   /** A copy of `src[0, n)` (n <= bufferBytes) in a pooled buffer, with one reference per holder. */
   copyOf (src: Buffer, n: number, holders: number): PooledChunk {
     if (n > this.bufferBytes) throw new RangeError(`chunk of ${n} bytes exceeds the pool's ${this.bufferBytes}`)
-    const buf = this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferBytes)
+    let buf = this.free.pop()
+    if (buf === undefined) {
+      buf = Buffer.allocUnsafeSlow(this.bufferBytes)
+      this.allocated++
+    }
     this.taken++
     src.copy(buf, 0, 0, n)
     return new PooledChunk(this, buf, n, holders)
