@@ -27,6 +27,7 @@ export interface PipelineTarget { targets: ReadonlyArray<{ address: string, id: 
 export async function sendToPipeline (
   http: HttpClient, method: 'put' | 'post', to: PipelineTarget, block: { id: number, gen: number },
   path: string, query: Record<string, number>, body: Readable | Buffer, extraHeaders: Record<string, string>, what: string,
+  onSent?: (bytes: number) => void,
 ): Promise<WriteBlockReply> {
   const [first, ...rest] = to.targets
   if (first === undefined) throw HissError.from('NO_DATASERVERS', `the NameServer offered no DataServer for the ${what}`)
@@ -42,7 +43,10 @@ export async function sendToPipeline (
   const url = http.url(first.address, path, { gen: block.gen, ...query })
   let res
   try {
-    res = await http.got[method](url, { body, headers, responseType: 'text', timeout: http.streamTimeouts() })
+    const req = http.got[method](url, { body, headers, responseType: 'text', timeout: http.streamTimeouts() })
+    // got counts a body chunk as uploaded once the socket's write of it completed.
+    if (onSent !== undefined) req.on('uploadProgress', (p: { transferred: number }) => { onSent(p.transferred) })
+    res = await req
   } catch (err) {
     throw toHissError(err, first.address)
   } finally {
@@ -67,13 +71,13 @@ export async function sendToPipeline (
  * first DataServer's reply; rejects with a HissError (connection trouble on the first
  * DataServer, or its error reply).
  */
-export async function sendBlock (http: HttpClient, alloc: AddBlockReply, body: Readable | Buffer, length?: number): Promise<WriteBlockReply> {
+export async function sendBlock (http: HttpClient, alloc: AddBlockReply, body: Readable | Buffer, length?: number, onSent?: (bytes: number) => void): Promise<WriteBlockReply> {
   const extra: Record<string, string> = {}
   if (length !== undefined) {
     extra[HEADER_BLOCK_LENGTH] = String(length)
     if (!Buffer.isBuffer(body)) extra['content-length'] = String(length)
   }
-  const reply = await sendToPipeline(http, 'put', alloc, alloc.block, `/v1/blocks/${alloc.block.id}`, {}, body, extra, 'block write')
+  const reply = await sendToPipeline(http, 'put', alloc, alloc.block, `/v1/blocks/${alloc.block.id}`, {}, body, extra, 'block write', onSent)
   if (length !== undefined && reply.length !== length) {
     throw HissError.EIO(`DataServer ${alloc.targets[0]!.address} stored ${reply.length} bytes of ${length}`)
   }

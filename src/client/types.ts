@@ -22,6 +22,11 @@ export interface PutOptions {
   replay?: (offset: number, length: number) => Readable
 }
 
+export interface StoreOptions {
+  /** A stream body's first `bytes` are in the socket's kernel buffer (see WriteSession.storeBlock). */
+  onSent?: (bytes: number) => void
+}
+
 export interface ReadOptions {
   /** First byte (default 0). */
   start?: number
@@ -49,8 +54,10 @@ export interface WriteSession {
    * replicas; resolves once at least replication.min replicas hold it durably. Retries
    * on another set of DataServers when the pipeline fails before any byte was
    * acknowledged and the stream can be replayed (i.e. `data` is a Buffer).
+   * `onSent(n)`: a stream's first n bytes have been handed to the socket (the kernel
+   * holds them; their buffers may be reused). Called with growing n, maybe not for all.
    */
-  storeBlock (data: Readable | Buffer, length?: number): Promise<BlockRef>
+  storeBlock (data: Readable | Buffer, length?: number, opts?: StoreOptions): Promise<BlockRef>
   /**
    * Change a block of the file's committed content in place: only `patch.ranges` travel,
    * to the DataServers holding the block, which move it to a new generation (durable on

@@ -12,7 +12,7 @@ import { toHissError } from './http-errors.js'
 import type { HttpClient } from './http.js'
 import type { LeaseRenewer } from './lease-renewer.js'
 import type { NameServerClient } from './nameserver-client.js'
-import type { WriteSession } from './types.js'
+import type { StoreOptions, WriteSession } from './types.js'
 
 /** Pipelines tried per block before giving up. */
 export const MAX_BLOCK_ATTEMPTS = 3
@@ -27,7 +27,7 @@ export const FIRST_BLOCK_MAX_AGE_MS = 60_000
 const NOT_RETRIABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['EINVAL', 'BAD_REQUEST', 'TOO_LARGE', 'EFBIG', 'LEASE_EXPIRED'])
 
 /** A body for one attempt; `undefined` when the bytes cannot be sent again. */
-export type BodySource = (attempt: number) => Promise<{ body: Readable | Buffer, length?: number } | undefined>
+export type BodySource = (attempt: number) => Promise<{ body: Readable | Buffer, length?: number, onSent?: (bytes: number) => void } | undefined>
 
 export interface WriteSessionDeps {
   ns: NameServerClient
@@ -71,7 +71,7 @@ export class HissWriteSession implements WriteSession {
 
   get ino (): number { return this.inode }
 
-  storeBlock (data: Readable | Buffer, length?: number): Promise<BlockRef> {
+  storeBlock (data: Readable | Buffer, length?: number, opts: StoreOptions = {}): Promise<BlockRef> {
     if (Buffer.isBuffer(data)) {
       if (length !== undefined && length !== data.length) return Promise.reject(HissError.EINVAL('length does not match the buffer'))
       if (data.length > this.blockSize) return Promise.reject(HissError.EINVAL(`block of ${data.length} bytes exceeds the block size ${this.blockSize}`))
@@ -79,7 +79,8 @@ export class HissWriteSession implements WriteSession {
     }
     if (length !== undefined && (length < 0 || length > this.blockSize)) return Promise.reject(HissError.EINVAL(`block of ${length} bytes exceeds the block size ${this.blockSize}`))
     // A stream can be sent only once.
-    return this.storeWith(async attempt => attempt === 0 ? { body: data, ...(length === undefined ? {} : { length }) } : undefined)
+    const onSent = opts.onSent
+    return this.storeWith(async attempt => attempt === 0 ? { body: data, ...(length === undefined ? {} : { length }), ...(onSent === undefined ? {} : { onSent }) } : undefined)
   }
 
   /**
@@ -99,7 +100,7 @@ export class HissWriteSession implements WriteSession {
       if (src === undefined) throw lastErr ?? HissError.EIO('block data cannot be sent again')
       try {
         const t0 = performance.now()
-        const reply = await sendBlock(this.d.http, alloc, src.body, src.length)
+        const reply = await sendBlock(this.d.http, alloc, src.body, src.length, src.onSent)
         this.d.log.debug('block stored', { id: reply.id, length: reply.length, stored: reply.stored.length, ms: +(performance.now() - t0).toFixed(2) })
         if (reply.stored.length >= minStored) return { id: reply.id, gen: reply.gen, length: reply.length }
         const failed = reply.failed.length > 0 ? reply.failed : alloc.targets.map(t => t.id).filter(id => !reply.stored.includes(id))

@@ -22,6 +22,8 @@ export interface UploadSource {
   read (dst: Buffer, pos: number, len: number): Promise<void>
 }
 
+interface Fed { buf: Buffer, release: (() => void) | undefined }
+
 export class BlockUpload {
   /** Bytes handed to the stream. */
   sent = 0
@@ -35,7 +37,9 @@ export class BlockUpload {
   private wake: (() => void) | undefined
   private readonly waiters = new Set<() => void>()
   /** Appended bytes handed over by the writer, contiguous from fedFrom, not yet sent. */
-  private fed: Buffer[] = []
+  private fed: Fed[] = []
+  /** Fed buffers on the wire, in order: released once the socket has taken them. */
+  private inFlight: Array<{ end: number, release: () => void }> = []
   private fedFrom = 0
   private fedEnd = 0
   private readonly stream: Readable
@@ -59,7 +63,7 @@ export class BlockUpload {
     this.stream.on('error', () => {})
     let started: Promise<BlockRef>
     try {
-      started = session.storeBlock(this.stream, opts.sealed ? source.length() : undefined)
+      started = session.storeBlock(this.stream, opts.sealed ? source.length() : undefined, { onSent: n => { this.onSent(n) } })
     } catch (err) {
       started = Promise.reject(err)
     }
@@ -83,6 +87,11 @@ export class BlockUpload {
     return r.length === 1 ? r[0] : Buffer.concat(r, this.sent)
   }
 
+  /** The first `n` bytes of the stream are in the kernel's hands: their buffers are free. */
+  private onSent (n: number): void {
+    while (this.inFlight.length > 0 && this.inFlight[0]!.end <= n) this.inFlight.shift()!.release()
+  }
+
   /** More bytes were appended to the source. */
   notify (): void {
     const w = this.wake
@@ -94,35 +103,45 @@ export class BlockUpload {
    * The writer appended `buf` (owned: it must not change) at `pos` of the source. Kept
    * only while contiguous with what was fed before; the upload sends from it instead of
    * reading the source. The writer's waitLag bounds how much is held.
+   * `release` (if given) is called once this upload no longer uses `buf`: dropped, or
+   * sent and taken by the socket. It is never called when that cannot be known (the
+   * upload failed or was aborted while the bytes were on the wire).
    */
-  feed (pos: number, buf: Buffer): void {
-    if (this.abortedFlag || this.settledFlag || buf.length === 0) return
+  feed (pos: number, buf: Buffer, release?: () => void): void {
+    if (this.abortedFlag || this.settledFlag || buf.length === 0) { release?.(); return }
     if (this.fed.length > 0 && pos !== this.fedEnd) this.forget()
     if (this.fed.length === 0) this.fedFrom = pos
-    this.fed.push(buf)
+    this.fed.push({ buf, release })
     this.fedEnd = pos + buf.length
   }
 
   /** Bytes fed so far may no longer match the source (it was overwritten): drop them. */
   forget (): void {
+    const fed = this.fed
     this.fed = []
     this.fedFrom = this.fedEnd = 0
+    for (const f of fed) f.release?.()
   }
 
   /** The next bytes to send from memory, if the writer fed them. */
   private takeFed (max: number): Buffer | undefined {
     // Drop what was already sent from the source.
-    while (this.fed.length > 0 && this.fedFrom + this.fed[0]!.length <= this.sent) {
-      this.fedFrom += this.fed.shift()!.length
+    while (this.fed.length > 0 && this.fedFrom + this.fed[0]!.buf.length <= this.sent) {
+      const f = this.fed.shift()!
+      this.fedFrom += f.buf.length
+      f.release?.()
     }
     const head = this.fed[0]
     if (head === undefined || this.fedFrom > this.sent) return undefined
     const skip = this.sent - this.fedFrom
-    const n = Math.min(max, head.length - skip)
-    const out = head.subarray(skip, skip + n)
-    if (skip + n === head.length) {
+    const n = Math.min(max, head.buf.length - skip)
+    const out = head.buf.subarray(skip, skip + n)
+    if (skip + n === head.buf.length) {
       this.fed.shift()
-      this.fedFrom += head.length
+      this.fedFrom += head.buf.length
+      // Kept for the read cache (as pump decides): never recycled. Else free once the socket has it.
+      const retain = this.retained !== undefined && this.fedFrom <= this.retainUpTo
+      if (head.release !== undefined && !retain) this.inFlight.push({ end: this.fedFrom, release: head.release })
     }
     return out
   }
@@ -137,6 +156,8 @@ export class BlockUpload {
     if (this.abortedFlag) return
     this.abortedFlag = true
     this.forget()
+    // Bytes on the wire of an abandoned request: leave their buffers to GC.
+    this.inFlight = []
     this.stream.destroy(HissError.EIO('upload aborted: block rewritten'))
     this.notify()
     this.wakeWaiters()
@@ -152,6 +173,10 @@ export class BlockUpload {
   private settle (): void {
     this.settledFlag = true
     this.forget()
+    // Stored: every byte reached the DataServer. Failed: the socket may still hold some.
+    const inFlight = this.inFlight
+    this.inFlight = []
+    if (this.failure === undefined) for (const f of inFlight) f.release()
     this.notify()
     this.wakeWaiters()
   }

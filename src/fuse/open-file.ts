@@ -27,6 +27,7 @@ import type { BlockRef, FileStat, LocatedBlock } from '../common/protocol.js'
 import type { HissFs, WriteSession } from '../client/types.js'
 import type { BlockCache } from './block-cache.js'
 import { BlockUpload, zeroSource, type UploadSource } from './block-upload.js'
+import { BufferPool, type PooledChunk } from './buffer-pool.js'
 import { Mutex } from './mutex.js'
 import { settleAll } from './settle-all.js'
 import { DirtyRanges, patchLimits, rangeSource } from './patch-ranges.js'
@@ -36,6 +37,15 @@ import type { Spool, SpoolFile } from './spool.js'
 export const MAX_UPLOAD_LAG_BYTES = 4 * 1024 * 1024
 /** Completed blocks of one file still uploading before the writer waits for them. */
 export const MAX_SEALED_UPLOADS = 2
+/** Size of the recycled buffers a sequential write is copied into (the FUSE max_write). */
+export const WRITE_BUFFER_BYTES = 128 * 1024
+/** Recycled write buffers kept while unused, for all files of the mount (8 MiB). */
+export const WRITE_POOL_MAX_FREE = 64
+/**
+ * Appends of at least this many bytes use a pooled buffer; smaller ones a buffer of
+ * their size (a pooled one would hold 128 KiB for a few bytes in the spool queue).
+ */
+export const POOLED_WRITE_MIN_BYTES = WRITE_BUFFER_BYTES / 2
 /** Parallel block uploads during a commit. */
 export const COMMIT_UPLOAD_PARALLEL = 2
 /** Attempts per pending block at commit (each re-reads the spool)... */
@@ -53,7 +63,11 @@ export interface OpenFileDeps {
   readaheadBytes: number
   /** After every commit, with the committed stat (attribute cache refresh). */
   onCommit?: (stat: FileStat) => void
+  /** Buffers for appended data (default: one pool shared by the process). */
+  writePool?: BufferPool
 }
+
+const sharedWritePool = new BufferPool(WRITE_BUFFER_BYTES, WRITE_POOL_MAX_FREE)
 
 /**
  * Per-handle read state: where the last read ended, how far read-ahead was asked for,
@@ -462,15 +476,31 @@ export class OpenFile {
     const n = Math.min(cap - local.length, rest.length)
     // A private copy of the kernel's buffer, queued for the spool (the copy a retry
     // reads) and handed to the upload, which sends it from memory: the write returns
-    // without waiting for a disk write, and nothing is read back.
-    const own = Buffer.allocUnsafe(n)
-    rest.copy(own, 0, 0, n)
+    // without waiting for a disk write, and nothing is read back. Big writes go into a
+    // recycled buffer that both holders release (spool: written; upload: sent).
+    const pool = this.deps.writePool ?? sharedWritePool
+    let own: Buffer
+    let chunk: PooledChunk | undefined
+    if (n >= POOLED_WRITE_MIN_BYTES && n <= pool.bufferBytes) {
+      chunk = pool.copyOf(rest, n, 2)
+      own = chunk.data
+    } else {
+      own = Buffer.allocUnsafe(n)
+      rest.copy(own, 0, 0, n)
+    }
+    const release = chunk === undefined ? undefined : () => { chunk.release() }
     const at = local.length
-    await local.spool.writeBehind(own, at)
+    try {
+      await local.spool.writeBehind(own, at, release)
+    } catch (err) {
+      // The spool let go of its reference; the upload never got one.
+      release?.()
+      throw err
+    }
     local.length += n
     this.sizeBytes += n
     const up = local.upload ?? this.startUpload(local, false)
-    up.feed(at, own)
+    up.feed(at, own, release)
     up.notify()
     if (local.length >= cap) {
       up.seal()

@@ -58,8 +58,13 @@ export const SPOOL_WRITE_BATCH_BYTES = 1024 * 1024
 /** Pieces per pwritev (Linux IOV_MAX is 1024). */
 const MAX_IOV = 256
 
-/** Contiguous queued writes, written with one pwritev. */
-interface Run { pos: number, bufs: Buffer[], len: number }
+/** Contiguous queued writes, written with one pwritev; `done`: the writers' callbacks. */
+interface Run { pos: number, bufs: Buffer[], len: number, done: Array<() => void> | undefined }
+
+/** Tell writers their buffers are no longer used (written, dropped or failed). */
+function finished (runs: readonly Run[]): void {
+  for (const r of runs) if (r.done !== undefined) for (const d of r.done) d()
+}
 
 export class SpoolFile {
   private refs = 0
@@ -103,16 +108,22 @@ export class SpoolFile {
    * `pos`, and return at once unless SPOOL_WRITE_BEHIND_BYTES are already queued.
    * Contiguous writes go out together. Every read, truncate and write waits for the
    * queue first; a failed write fails them all from then on.
+   * `done` (if given) is called exactly once, when the spool no longer uses `data`: it was
+   * written, dropped (discard) or failed; also when this throws.
    */
-  async writeBehind (data: Buffer, pos: number): Promise<void> {
-    if (this.failure !== undefined) throw this.failure
-    if (data.length === 0) return
+  async writeBehind (data: Buffer, pos: number, done?: () => void): Promise<void> {
+    if (this.failure !== undefined || data.length === 0) {
+      done?.()
+      if (this.failure !== undefined) throw this.failure
+      return
+    }
     const last = this.queue.at(-1)
     if (last !== undefined && last.pos + last.len === pos && last.bufs.length < MAX_IOV) {
       last.bufs.push(data)
       last.len += data.length
+      if (done !== undefined) (last.done ??= []).push(done)
     } else {
-      this.queue.push({ pos, bufs: [data], len: data.length })
+      this.queue.push({ pos, bufs: [data], len: data.length, done: done === undefined ? undefined : [done] })
     }
     this.queued += data.length
     this.kick()
@@ -153,12 +164,17 @@ export class SpoolFile {
       while (this.queue.length > 0 && this.batchReady) {
         // Taken off the queue first: later writes start a new run.
         const run = this.queue.shift()!
-        await pwritevAll(this.fh, run.bufs, run.pos, run.len)
+        try {
+          await pwritevAll(this.fh, run.bufs, run.pos, run.len)
+        } finally {
+          finished([run])
+        }
         this.queued -= run.len
         this.wake()
       }
     } catch (err) {
       this.failure = fromNodeError(err, 'spool write')
+      finished(this.queue)
       this.queue = []
       this.queued = 0
       this.wake()
@@ -213,6 +229,7 @@ export class SpoolFile {
     if (this.discarded) return
     this.discarded = true
     // Queued writes are of no use any more; the one in flight finishes first.
+    finished(this.queue)
     this.queue = []
     this.queued = 0
     this.wake()
