@@ -4,47 +4,12 @@
 // byte, error replies, and the fall back to readBlock (token refresh, bad-replica report).
 import t from 'tap'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { parseConfig } from '../../../src/common/config.js'
-import { HissError } from '../../../src/common/errors.js'
 import { HEADER_TOKEN, type LocatedBlock } from '../../../src/common/protocol.js'
 import { fetchRange } from '../../../src/client/block-fetch.js'
 import { createClient, type HissClient } from '../../../src/client/index.js'
+import { fail, fakeServer, json, type Teardown } from '../../helpers/fake-http.js'
 
-interface Teardown { teardown (fn: () => unknown): void }
-interface Req { path: string, query: URLSearchParams, headers: http.IncomingHttpHeaders, body: Buffer }
-
-async function fakeServer (t: Teardown, handler: (req: Req, res: http.ServerResponse) => void): Promise<{ address: string, requests: Req[], close: () => Promise<void> }> {
-  const requests: Req[] = []
-  const server = http.createServer((req, res) => {
-    const parts: Buffer[] = []
-    req.on('data', (c: Buffer) => parts.push(c))
-    req.on('end', () => {
-      const u = new URL(req.url ?? '/', 'http://x')
-      const r: Req = { path: u.pathname, query: u.searchParams, headers: req.headers, body: Buffer.concat(parts) }
-      requests.push(r)
-      handler(r, res)
-    })
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const close = async (): Promise<void> => {
-    server.closeAllConnections()
-    await new Promise<void>(resolve => server.close(() => resolve()))
-  }
-  t.teardown(close)
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, requests, close }
-}
-
-function json (res: http.ServerResponse, status: number, body: unknown): void {
-  const s = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s) })
-  res.end(s)
-}
-
-function fail (res: http.ServerResponse, code: ConstructorParameters<typeof HissError>[0]): void {
-  const e = new HissError(code)
-  json(res, e.http, e.toJSON())
-}
 
 function pattern (len: number, seed = 0): Buffer {
   const b = Buffer.alloc(len)

@@ -4,8 +4,6 @@
 // The client library against scripted fake servers on real sockets: retries, failover
 // and resume offsets, pipeline retries and lease renewal, each forced precisely.
 import t from 'tap'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { buffer as readAll } from 'node:stream/consumers'
 import { parseConfig } from '../../../src/common/config.js'
@@ -13,43 +11,8 @@ import { ManualClock } from '../../../src/common/clock.js'
 import { HissError } from '../../../src/common/errors.js'
 import { HEADER_GIDS, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, HEADER_UID, type LocatedBlock } from '../../../src/common/protocol.js'
 import { createClient, type HissClient } from '../../../src/client/index.js'
+import { fail, fakeServer, json, type Teardown } from '../../helpers/fake-http.js'
 
-interface Teardown { teardown (fn: () => unknown): void }
-interface Req { method: string, path: string, query: URLSearchParams, headers: http.IncomingHttpHeaders, body: Buffer }
-type Handler = (req: Req, res: http.ServerResponse) => void | Promise<void>
-
-/** A server whose every request is recorded and answered by the test's handler. */
-async function fakeServer (t: Teardown, handler: Handler): Promise<{ address: string, requests: Req[], close: () => Promise<void> }> {
-  const requests: Req[] = []
-  const server = http.createServer((req, res) => {
-    const parts: Buffer[] = []
-    req.on('data', (c: Buffer) => parts.push(c))
-    req.on('end', () => {
-      const u = new URL(req.url ?? '/', 'http://x')
-      const r: Req = { method: req.method ?? '', path: u.pathname, query: u.searchParams, headers: req.headers, body: Buffer.concat(parts) }
-      requests.push(r)
-      Promise.resolve(handler(r, res)).catch(err => { res.destroy(err as Error) })
-    })
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const close = async (): Promise<void> => {
-    server.closeAllConnections()
-    await new Promise<void>(resolve => server.close(() => resolve()))
-  }
-  t.teardown(close)
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, requests, close }
-}
-
-function json (res: http.ServerResponse, status: number, body: unknown): void {
-  const s = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s) })
-  res.end(s)
-}
-
-function fail (res: http.ServerResponse, code: ConstructorParameters<typeof HissError>[0]): void {
-  const e = new HissError(code)
-  json(res, e.http, e.toJSON())
-}
 
 /** Deterministic block content. */
 function pattern (len: number, seed = 0): Buffer {
