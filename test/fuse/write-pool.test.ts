@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/common/log.js'
 import type { BlockRef, FileStat, LocatedBlock } from '../../src/common/protocol.js'
 import type { StoreOptions, WriteSession } from '../../src/client/types.js'
 import { BlockCache } from '../../src/fuse/block-cache.js'
-import { BufferPool } from '../../src/fuse/buffer-pool.js'
+import { BufferPool } from '../../src/common/buffer-pool.js'
 import { OpenFile, WRITE_BUFFER_BYTES } from '../../src/fuse/open-file.js'
 import { Spool } from '../../src/fuse/spool.js'
 

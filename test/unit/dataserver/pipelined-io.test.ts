@@ -5,7 +5,8 @@
 import t from 'tap'
 import type { FileHandle } from 'node:fs/promises'
 import { ChunkChecksummer, META_HEADER_BYTES } from '../../../src/dataserver/checksum.js'
-import { BufferPool, readVerified } from '../../../src/dataserver/replica-reader.js'
+import { BufferPool } from '../../../src/common/buffer-pool.js'
+import { readVerified } from '../../../src/dataserver/replica-reader.js'
 import { WriteBehind } from '../../../src/dataserver/write-behind.js'
 import { bytes } from './helpers.js'
 
