@@ -459,7 +459,7 @@ export class OpenFile {
       if (patch !== undefined) {
         const n = Math.min(cap - patch.length, rest.length)
         if (patch.dirty.fits(patch.length, n)) {
-          await patch.spool.write(rest.subarray(0, n), patch.length)
+          await patch.spool.queueWrite(rest.subarray(0, n), patch.length)
           patch.dirty.add(patch.length, patch.length + n)
           patch.length += n
           this.sizeBytes += n
@@ -518,7 +518,7 @@ export class OpenFile {
     if (n <= 0) throw HissError.EIO('write planning error')
     const patch = s.kind === 'patch' || s.kind === 'base' ? await this.toPatch(idx) : undefined
     if (patch !== undefined && patch.dirty.fits(off, n)) {
-      await patch.spool.write(rest.subarray(0, n), off)
+      await patch.spool.queueWrite(rest.subarray(0, n), off)
       patch.dirty.add(off, off + n)
       return n
     }
@@ -530,7 +530,7 @@ export class OpenFile {
     }
     // Bytes fed to the upload from memory may be the ones overwritten: it reads the spool.
     local.upload?.forget()
-    await local.spool.write(rest.subarray(0, n), off)
+    await local.spool.queueWrite(rest.subarray(0, n), off)
     return n
   }
 

@@ -11,7 +11,7 @@ import type { StoreOptions, WriteSession } from '../../src/client/types.js'
 import { BlockCache } from '../../src/fuse/block-cache.js'
 import { BufferPool } from '../../src/common/buffer-pool.js'
 import { OpenFile, WRITE_BUFFER_BYTES } from '../../src/fuse/open-file.js'
-import { Spool } from '../../src/fuse/spool.js'
+import { SPOOL_MEMORY_BYTES, Spool } from '../../src/fuse/spool.js'
 
 const BS = 4 * 1024 * 1024
 const W = WRITE_BUFFER_BYTES
@@ -137,14 +137,18 @@ t.test('spool: writeBehind calls done once written, and for queued writes a disc
   const spool = new Spool()
   t.teardown(() => spool.destroy())
   const f = await spool.create()
+  // Past the in-memory start, so that writes go through the temp file's queue.
+  await f.write(Buffer.alloc(SPOOL_MEMORY_BYTES + 1), 0)
+  t.notOk(f.inMemory, 'on a temp file')
+  const base = SPOOL_MEMORY_BYTES + 1
   let done = 0
-  await f.writeBehind(Buffer.from('abc'), 0, () => { done++ })
+  await f.writeBehind(Buffer.from('abc'), base, () => { done++ })
   t.equal(done, 0, 'a small write waits in the queue')
   const got = Buffer.alloc(3)
-  await f.read(got, 0, 3, 0)
+  await f.read(got, 0, 3, base)
   t.equal(got.toString(), 'abc')
   t.equal(done, 1, 'done once written')
-  await f.writeBehind(Buffer.from('def'), 3, () => { done++ })
+  await f.writeBehind(Buffer.from('def'), base + 3, () => { done++ })
   f.discard()
   t.equal(done, 2, 'done for a queued write dropped by discard')
 })
