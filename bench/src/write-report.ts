@@ -78,6 +78,7 @@ export function buildReport (results: Results, info: RunInfo): { markdown: strin
     `- Disk: ${m.disk.device} (${m.disk.fsType}, ${m.disk.sizeGiB} GiB, ${m.disk.availGiB} GiB free at start, rotational=${m.disk.rotational}); every system keeps its data on it, under bench/work/run`,
     `- Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`,
     `- Load average (1/5/15 min) at start ${m.loadAvgStart.join(' / ')}, at end ${(m.loadAvgEnd ?? []).join(' / ')}. The machine is shared with other work: absolute figures are noisy, the per-rep ratios less so.`,
+    ...(m.createUs === undefined ? [] : [`- Creating an empty file in the work directory at start: ${m.createUs} µs (median of 200); up ${Math.round((m.uptimeS ?? 0) / 60)} min; ext4lazyinit ${m.ext4LazyInit === true ? '**running** (inode tables still being zeroed after the boot: file creation is slow until it ends, which holds back every file-creating row)' : 'not running'}.`]),
     '',
     '## Systems',
     '',
