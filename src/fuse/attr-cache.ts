@@ -10,17 +10,46 @@ export const DEFAULT_MAX_ATTR_ENTRIES = 100_000
 
 interface Entry { stat: FileStat, at: number }
 
+/**
+ * A copy of this cache's directory entries kept elsewhere (the patched fuse-native's
+ * native table, which answers the kernel's getattr of a directory without calling into
+ * JS): told of every directory entry stored, with the time it has left, and of every
+ * removal, so it never answers what this cache would not.
+ */
+export interface AttrMirror {
+  set (path: string, stat: FileStat, ttlMs: number): void
+  delete (path: string): void
+  clear (): void
+}
+
 export class AttrCache {
   private readonly entries = new Map<string, Entry>()
   /** ino -> paths cached for it, so a commit on an inode refreshes every name of it. */
   private readonly byIno = new Map<number, Set<string>>()
   private gen = 0
+  private mirror: AttrMirror | undefined
 
   constructor (
     private readonly clock: Clock,
     private readonly ttlMs: number,
     private readonly maxEntries = DEFAULT_MAX_ATTR_ENTRIES,
   ) {}
+
+  /** Mirror directory entries from now on (undefined: stop); starts from an empty mirror. */
+  setMirror (mirror: AttrMirror | undefined): void {
+    this.mirror?.clear()
+    this.mirror = mirror
+    if (mirror === undefined) return
+    mirror.clear()
+    const now = this.clock.now()
+    for (const [path, e] of this.entries) this.mirrorSet(path, e, now)
+  }
+
+  private mirrorSet (path: string, e: Entry, now: number): void {
+    if (this.mirror === undefined || e.stat.type !== 'dir') return
+    const left = this.ttlMs - (now - e.at)
+    if (left > 0) this.mirror.set(path, e.stat, left)
+  }
 
   /** Bumped by every invalidation; pass it back to set() after an async lookup. */
   get generation (): number { return this.gen }
@@ -41,7 +70,9 @@ export class AttrCache {
   set (path: string, stat: FileStat, generation = this.gen): void {
     if (generation !== this.gen || this.ttlMs === 0) return
     this.remove(path)
-    this.entries.set(path, { stat, at: this.clock.now() })
+    const e = { stat, at: this.clock.now() }
+    this.entries.set(path, e)
+    this.mirrorSet(path, e, e.at)
     let paths = this.byIno.get(stat.ino)
     if (paths === undefined) { paths = new Set(); this.byIno.set(stat.ino, paths) }
     paths.add(path)
@@ -64,6 +95,7 @@ export class AttrCache {
     const next = change(e.stat)
     if (next.ino !== e.stat.ino) { this.remove(path); return }
     e.stat = next
+    this.mirrorSet(path, e, this.clock.now())
   }
 
   delete (path: string): void {
@@ -85,7 +117,11 @@ export class AttrCache {
     const paths = this.byIno.get(stat.ino)
     if (paths === undefined) return
     const now = this.clock.now()
-    for (const p of paths) this.entries.set(p, { stat, at: now })
+    for (const p of paths) {
+      const e = { stat, at: now }
+      this.entries.set(p, e)
+      this.mirrorSet(p, e, now)
+    }
   }
 
   deleteIno (ino: number): void {
@@ -99,12 +135,14 @@ export class AttrCache {
     this.gen++
     this.entries.clear()
     this.byIno.clear()
+    this.mirror?.clear()
   }
 
   private remove (path: string): void {
     const e = this.entries.get(path)
     if (e === undefined) return
     this.entries.delete(path)
+    if (e.stat.type === 'dir') this.mirror?.delete(path)
     const paths = this.byIno.get(e.stat.ino)
     if (paths !== undefined) {
       paths.delete(path)

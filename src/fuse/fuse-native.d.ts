@@ -104,6 +104,13 @@ declare module 'fuse-native' {
     mount (cb: (err: Error | null) => void): void
     unmount (cb: (err: Error | null) => void): void
     static unmount (mnt: string, cb: (err: Error | null) => void): void
+    /**
+     * hissdfs patch: answer the kernel's getattr of `path` from native memory for `ttlMs`
+     * (a directory's attributes mirrored from the mount's own cache). No-ops while not mounted.
+     */
+    attrCacheSet (path: string, stat: Fuse.Stat, ttlMs: number): void
+    attrCacheDelete (path: string): void
+    attrCacheClear (): void
     static readonly ENOENT: number
     static readonly EIO: number
   }

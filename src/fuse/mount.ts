@@ -12,6 +12,7 @@ import type { HissFs, Identity } from '../client/types.js'
 import { ClientPool } from './client-pool.js'
 import { HissFuseFs } from './fuse-fs.js'
 import { createOps } from './ops.js'
+import { toFuseStat } from './stat-convert.js'
 import { Spool } from './spool.js'
 
 /** libfuse2 caps a write request at 128 KiB (and sends 4 KiB ones without big_writes). */
@@ -163,6 +164,16 @@ export class HissMount {
       })
     })
     this.fuse = fuse
+    // Directory attributes go into the patched addon's native table as well, which then
+    // answers the kernel's getattr of a directory (one per directory on every path walk,
+    // with default_permissions and attr_timeout=0) without a hop into JS.
+    if (typeof fuse.attrCacheSet === 'function') {
+      this.fs.attrs.setMirror({
+        set: (path, st, ttlMs) => { fuse.attrCacheSet(path, toFuseStat(st), ttlMs) },
+        delete: path => { fuse.attrCacheDelete(path) },
+        clear: () => { fuse.attrCacheClear() },
+      })
+    }
     this.stopWatch = every(this.opts.clock, MOUNT_WATCH_MS, async () => {
       if (this.closing !== undefined) return
       if (!await isFuseMounted(mnt)) {
@@ -183,6 +194,7 @@ export class HissMount {
     if (this.closing !== undefined) return this.closing
     this.closing = (async () => {
       this.stopWatch?.()
+      this.fs.attrs.setMirror(undefined)
       let failed = await this.fs.flushAll()
       if (unmountKernel && this.fuse !== undefined) await this.kernelUnmount(this.fuse)
       // Anything written between the first flush and the unmount.

@@ -1,0 +1,116 @@
+// Directory attributes answered inside the patched fuse-native (its native table,
+// mirrored from the mount's attribute cache) instead of a hop into JS for every
+// directory of every path walk. Shown here: repeated path walks do not reach the JS
+// getattr (the mount logs every op at debug level, and the test counts them), and
+// nothing the mount itself changes is ever answered stale: chmod, rmdir, rename and
+// re-creation of a directory show at once; another mount's change shows once its
+// attribute timeout has passed, as before.
+import t, { type Test } from 'tap'
+import { chmod, mkdir, rename, rmdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, startMount } from '../helpers/mount.js'
+import { startCluster } from '../helpers/inprocess-cluster.js'
+import { waitUntil } from '../helpers/wait-until.js'
+
+/** Counts the mount's `getattr <path>` op lines (debug log) per path. */
+class OpLog {
+  private buf = ''
+  private counts = new Map<string, number>()
+
+  feed (chunk: string): void {
+    this.buf += chunk
+    let nl
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl)
+      this.buf = this.buf.slice(nl + 1)
+      try {
+        const j = JSON.parse(line) as { msg?: string, op?: string }
+        if ((j.msg === 'op' || j.msg === 'op failed') && typeof j.op === 'string' && j.op.startsWith('getattr ')) {
+          const p = j.op.slice('getattr '.length)
+          this.counts.set(p, (this.counts.get(p) ?? 0) + 1)
+        }
+      } catch {}
+    }
+  }
+
+  seen (path: string): boolean { return (this.counts.get(path) ?? 0) > 0 }
+
+  take (): Map<string, number> {
+    const out = this.counts
+    this.counts = new Map()
+    return out
+  }
+}
+
+async function suite (t: Test): Promise<void> {
+  const cluster = await startCluster(t, { config: STABLE, dataServers: 1, replication: 1 })
+  const log = new OpLog()
+  const a = await startMount(t, cluster.cfg, {
+    config: { 'log.level': 'debug', 'fuse.attr.timeout.ms': 600_000 },
+    onStderr: d => { log.feed(d) },
+  })
+  const b = await startMount(t, cluster.cfg, { config: { 'fuse.attr.timeout.ms': 300 } })
+  // Every op line logged so far has arrived once the line of a lookup made after them has.
+  let marks = 0
+  const settle = async (): Promise<void> => {
+    const name = `/.mark${++marks}`
+    await stat(join(a.dir, name)).catch(() => {})
+    await waitUntil(() => log.seen(name), { timeoutMs: 10_000, what: 'the mount log to catch up' })
+  }
+
+  await t.test('path walks through cached directories stay out of JS', async t => {
+    const deep = join(a.dir, 'w1', 'w2', 'w3')
+    await mkdir(deep, { recursive: true })
+    await stat(deep)
+    await settle()
+    log.take()
+    for (let i = 0; i < 50; i++) await stat(deep)
+    await settle()
+    const seen = log.take()
+    for (const p of ['/', '/w1', '/w1/w2', '/w1/w2/w3']) {
+      t.equal(seen.get(p) ?? 0, 0, `50 stats of ${p === '/w1/w2/w3' ? 'the directory' : 'a directory on the way'}: no getattr ${p} in JS`)
+    }
+  })
+
+  await t.test('what this mount changes shows at once', async t => {
+    const d = join(a.dir, 'c')
+    await mkdir(join(d, 'sub'), { recursive: true })
+    await stat(join(d, 'sub'))
+    await chmod(join(d, 'sub'), 0o700)
+    t.equal((await stat(join(d, 'sub'))).mode & 0o7777, 0o700, 'chmod')
+    const ino = (await stat(join(d, 'sub'))).ino
+    await rmdir(join(d, 'sub'))
+    await t.rejects(stat(join(d, 'sub')), { code: 'ENOENT' }, 'rmdir')
+    await mkdir(join(d, 'sub'))
+    t.not((await stat(join(d, 'sub'))).ino, ino, 'made again: the new directory, not the cached one')
+    await mkdir(join(d, 'sub', 'inner'))
+    await stat(join(d, 'sub', 'inner'))
+    await rename(join(d, 'sub'), join(d, 'moved'))
+    await t.rejects(stat(join(d, 'sub')), { code: 'ENOENT' }, 'the old name of a renamed directory is gone')
+    await t.rejects(stat(join(d, 'sub', 'inner')), { code: 'ENOENT' }, 'and so is what was under it')
+    t.ok((await stat(join(d, 'moved', 'inner'))).isDirectory(), 'the new name has it')
+    const before = (await stat(d)).nlink
+    await mkdir(join(d, 'another'))
+    t.equal((await stat(d)).nlink, before + 1, 'the parent\'s link count follows a mkdir')
+    const server = await cluster.client.stat('/c/moved')
+    t.equal((await stat(join(d, 'moved'))).ino, server.ino, 'the inode the NameServer has')
+  })
+
+  await t.test('another mount\'s change shows once the attribute timeout has passed', async t => {
+    await mkdir(join(b.dir, 'x'))
+    await stat(join(b.dir, 'x'))
+    await chmod(join(a.dir, 'x'), 0o711)
+    await waitUntil(async () => ((await stat(join(b.dir, 'x'))).mode & 0o7777) === 0o711, { timeoutMs: 10_000, what: 'the new mode on the other mount' })
+    t.pass('the other mount sees the new mode')
+    await rmdir(join(a.dir, 'x'))
+    await waitUntil(async () => stat(join(b.dir, 'x')).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOENT'), { timeoutMs: 10_000, what: 'the removal on the other mount' })
+    t.pass('and the removal')
+  })
+}
+
+const skip = fuseSkipReason()
+if (skip !== undefined) {
+  t.test('FUSE tests', { skip }, async () => {})
+} else {
+  t.test('native directory attributes', async t => { await suite(t) })
+}
