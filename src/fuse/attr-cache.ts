@@ -11,10 +11,10 @@ export const DEFAULT_MAX_ATTR_ENTRIES = 100_000
 interface Entry { stat: FileStat, at: number }
 
 /**
- * A copy of this cache's directory entries kept elsewhere (the patched fuse-native's
- * native table, which answers the kernel's getattr of a directory without calling into
- * JS): told of every directory entry stored, with the time it has left, and of every
- * removal, so it never answers what this cache would not.
+ * A copy of some of this cache's entries kept elsewhere (the patched fuse-native's
+ * native table, which answers the kernel's getattr without calling into JS): told of
+ * every such entry stored, with the time it has left, and of every removal, so it never
+ * answers what this cache would not.
  */
 export interface AttrMirror {
   set (path: string, stat: FileStat, ttlMs: number): void
@@ -28,6 +28,8 @@ export class AttrCache {
   private readonly byIno = new Map<number, Set<string>>()
   private gen = 0
   private mirror: AttrMirror | undefined
+  /** Which entries the mirror may hold (it answers for them without asking us). */
+  private mirrorable: (st: FileStat) => boolean = st => st.type === 'dir'
 
   constructor (
     private readonly clock: Clock,
@@ -35,18 +37,40 @@ export class AttrCache {
     private readonly maxEntries = DEFAULT_MAX_ATTR_ENTRIES,
   ) {}
 
-  /** Mirror directory entries from now on (undefined: stop); starts from an empty mirror. */
-  setMirror (mirror: AttrMirror | undefined): void {
+  /**
+   * Mirror the entries `mirrorable` accepts (default: directories) from now on
+   * (undefined: stop); starts from an empty mirror. `mirrorable` must be asked again
+   * for an inode whose answer changes: see unmirrorIno and remirrorIno.
+   */
+  setMirror (mirror: AttrMirror | undefined, mirrorable?: (st: FileStat) => boolean): void {
     this.mirror?.clear()
     this.mirror = mirror
+    if (mirrorable !== undefined) this.mirrorable = mirrorable
     if (mirror === undefined) return
     mirror.clear()
     const now = this.clock.now()
     for (const [path, e] of this.entries) this.mirrorSet(path, e, now)
   }
 
+  /** Take every name of `ino` out of the mirror (it is no longer mirrorable). */
+  unmirrorIno (ino: number): void {
+    if (this.mirror === undefined) return
+    for (const p of this.byIno.get(ino) ?? []) this.mirror.delete(p)
+  }
+
+  /** Offer every cached name of `ino` to the mirror again (it may be mirrorable now). */
+  remirrorIno (ino: number): void {
+    if (this.mirror === undefined) return
+    const now = this.clock.now()
+    for (const p of this.byIno.get(ino) ?? []) {
+      const e = this.entries.get(p)
+      if (e !== undefined) this.mirrorSet(p, e, now)
+    }
+  }
+
   private mirrorSet (path: string, e: Entry, now: number): void {
-    if (this.mirror === undefined || e.stat.type !== 'dir') return
+    if (this.mirror === undefined) return
+    if (!this.mirrorable(e.stat)) { this.mirror.delete(path); return }
     const left = this.ttlMs - (now - e.at)
     if (left > 0) this.mirror.set(path, e.stat, left)
   }
@@ -142,7 +166,7 @@ export class AttrCache {
     const e = this.entries.get(path)
     if (e === undefined) return
     this.entries.delete(path)
-    if (e.stat.type === 'dir') this.mirror?.delete(path)
+    this.mirror?.delete(path)
     const paths = this.byIno.get(e.stat.ino)
     if (paths !== undefined) {
       paths.delete(path)

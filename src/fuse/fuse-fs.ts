@@ -10,7 +10,7 @@ import type { Logger } from '../common/log.js'
 import { joinPath, parentOf } from '../common/paths.js'
 import type { DirEntry, FileStat, LocatedBlock } from '../common/protocol.js'
 import type { HissFs, WriteGrant } from '../client/types.js'
-import { AttrCache } from './attr-cache.js'
+import { AttrCache, type AttrMirror } from './attr-cache.js'
 import { BlockCache } from './block-cache.js'
 import { DirCache } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
@@ -67,6 +67,14 @@ export class HissFuseFs {
       readaheadBytes: deps.cfg['fuse.readahead.bytes'],
       onCommit: stat => { this.attrs.updateIno(stat) },
     }
+  }
+
+  /**
+   * Let `mirror` answer the kernel's getattr for what the attribute cache holds, except
+   * files open here (their attributes follow local writes); undefined: stop.
+   */
+  mirrorAttrs (mirror: AttrMirror | undefined): void {
+    this.attrs.setMirror(mirror, st => st.type !== 'file' || !this.files.has(st.ino))
   }
 
   /** Open inodes (for tests and diagnostics). */
@@ -380,6 +388,8 @@ export class HissFuseFs {
     if (of === undefined) {
       of = new OpenFile(this.fileDeps, stat, path)
       this.files.set(stat.ino, of)
+      // Its attributes now come from the open file (local writes): JS answers them.
+      this.attrs.unmirrorIno(stat.ino)
     } else {
       of.path = path
     }
@@ -498,7 +508,10 @@ export class HissFuseFs {
       throw err
     }
     if (of.refs === 0 && !of.hasLocalState) {
-      if (this.files.get(of.ino) === of) this.files.delete(of.ino)
+      if (this.files.get(of.ino) === of) {
+        this.files.delete(of.ino)
+        this.attrs.remirrorIno(of.ino)
+      }
       await of.dispose()
     }
   }

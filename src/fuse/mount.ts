@@ -164,11 +164,11 @@ export class HissMount {
       })
     })
     this.fuse = fuse
-    // Directory attributes go into the patched addon's native table as well, which then
-    // answers the kernel's getattr of a directory (one per directory on every path walk,
-    // with default_permissions and attr_timeout=0) without a hop into JS.
+    // Cached attributes go into the patched addon's native table as well, which then
+    // answers the kernel's getattr (one per directory on every path walk, with
+    // default_permissions and attr_timeout=0) without a hop into JS.
     if (typeof fuse.attrCacheSet === 'function') {
-      this.fs.attrs.setMirror({
+      this.fs.mirrorAttrs({
         set: (path, st, ttlMs) => { fuse.attrCacheSet(path, toFuseStat(st), ttlMs) },
         delete: path => { fuse.attrCacheDelete(path) },
         clear: () => { fuse.attrCacheClear() },
@@ -194,7 +194,7 @@ export class HissMount {
     if (this.closing !== undefined) return this.closing
     this.closing = (async () => {
       this.stopWatch?.()
-      this.fs.attrs.setMirror(undefined)
+      this.fs.mirrorAttrs(undefined)
       let failed = await this.fs.flushAll()
       if (unmountKernel && this.fuse !== undefined) await this.kernelUnmount(this.fuse)
       // Anything written between the first flush and the unmount.

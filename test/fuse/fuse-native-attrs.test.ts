@@ -1,14 +1,15 @@
-// Directory attributes answered inside the patched fuse-native (its native table,
-// mirrored from the mount's attribute cache) instead of a hop into JS for every
-// directory of every path walk. Shown here: repeated path walks do not reach the JS
-// getattr (the mount logs every op at debug level, and the test counts them), and
-// nothing the mount itself changes is ever answered stale: chmod, rmdir, rename and
-// re-creation of a directory show at once; another mount's change shows once its
-// attribute timeout has passed, as before.
+// Attributes answered inside the patched fuse-native (its native table, mirrored from
+// the mount's attribute cache) instead of a hop into JS for every directory of every
+// path walk and every entry of `ls -l`. Shown here: repeated path walks and listings
+// do not reach the JS getattr (the mount logs every op at debug level, and the test
+// counts them), and nothing is ever answered stale that was not before: chmod, rmdir,
+// rename and re-creation of a directory show at once, an open file's size follows its
+// writes, another mount's new content shows in full after open (close-to-open), and
+// another mount's change to a directory shows once the attribute timeout has passed.
 import t, { type Test } from 'tap'
-import { chmod, mkdir, rename, rmdir, stat } from 'node:fs/promises'
+import { chmod, mkdir, open, readFile, rename, rmdir, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, startMount } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 import { waitUntil } from '../helpers/wait-until.js'
 
@@ -94,6 +95,42 @@ async function suite (t: Test): Promise<void> {
     t.equal((await stat(d)).nlink, before + 1, 'the parent\'s link count follows a mkdir')
     const server = await cluster.client.stat('/c/moved')
     t.equal((await stat(join(d, 'moved'))).ino, server.ino, 'the inode the NameServer has')
+  })
+
+  await t.test('files: ls -l stays out of JS; an open file\'s growing size and another mount\'s new content still show', async t => {
+    const d = join(a.dir, 'files')
+    await mkdir(d)
+    for (let i = 0; i < 10; i++) await writeFile(join(d, `f${i}`), 'x'.repeat(i))
+    await shOk(`ls -l ${JSON.stringify(d)}`)
+    await settle()
+    log.take()
+    const listing = await shOk(`ls -l ${JSON.stringify(d)}`)
+    for (let i = 0; i < 10; i++) await stat(join(d, `f${i}`))
+    await settle()
+    const seen = log.take()
+    t.equal(listing.trim().split('\n').filter(l => l.startsWith('-')).length, 10)
+    const inJs = [...seen.keys()].filter(p => p.startsWith('/files/'))
+    t.same(inJs, [], 'ls -l and stat of closed files: no getattr in JS')
+
+    // A file open for writing: its size follows the writes, before any close.
+    const fh = await open(join(d, 'f3'), 'r+')
+    try {
+      await fh.write(Buffer.alloc(5000, 1), 0, 5000, 0)
+      t.equal((await stat(join(d, 'f3'))).size, 5000, 'stat by path sees the unflushed size')
+      await fh.write(Buffer.alloc(1000, 2), 0, 1000, 5000)
+      t.equal((await stat(join(d, 'f3'))).size, 6000, 'and its growth')
+    } finally {
+      await fh.close()
+    }
+    t.equal((await stat(join(d, 'f3'))).size, 6000, 'after close')
+
+    // Close-to-open across mounts, with this mount's cached (native) attributes fresh.
+    await stat(join(d, 'f5'))
+    await writeFile(join(b.dir, 'files', 'f5'), 'y'.repeat(7777))
+    t.equal((await readFile(join(d, 'f5'), 'utf8')).length, 7777, 'the other mount\'s content in full after open')
+    t.equal((await stat(join(d, 'f5'))).size, 7777, 'and its size')
+    await truncate(join(d, 'f6'), 3)
+    t.equal((await stat(join(d, 'f6'))).size, 3, 'truncate by path')
   })
 
   await t.test('another mount\'s change shows once the attribute timeout has passed', async t => {
