@@ -1,5 +1,5 @@
 import t from 'tap'
-import { readdir, stat, writeFile } from 'node:fs/promises'
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { ManualClock } from '../../../src/common/clock.js'
 import { silentLogger } from '../../../src/common/log.js'
 import { BlockStore, FREE_SPACE_MARGIN_BYTES, SMALL_WRITE_BYTES, type FsSpace } from '../../../src/dataserver/block-store.js'
@@ -123,6 +123,30 @@ t.test('a replica whose files disagree is quarantined at start', async t => {
   t.ok((await stat(s.layout.corruptDataPath(11, 1))).isFile())
   t.ok(await s.delete(11, 1), 'the NameServer can delete it')
   await t.rejects(stat(s.layout.corruptDataPath(11, 1)), { code: 'ENOENT' })
+})
+
+t.test('replica files a crash left empty or short are quarantined at start, never indexed', async t => {
+  // Whatever the order of writes, renames and fsyncs, a power loss can leave a file of a
+  // replica empty or short on some file systems (XFS after a crash, a disk that lied about
+  // its cache): none of it may be indexed as a good replica, and the store must still open.
+  const root = t.testdir()
+  let s = await newStore(root)
+  for (const id of [31, 32, 33, 34]) await s.write(id, 1, pieces(bytes(5000, id)))
+  await s.write(35, 1, pieces(bytes(5000, 35)), { expectedLength: 5000 })
+  await writeFile(s.layout.dataPath(31, 1), Buffer.alloc(0)) // data never reached the disk
+  await writeFile(s.layout.metaPath(32, 1), Buffer.alloc(0)) // checksums never did
+  const meta33 = await readFile(s.layout.metaPath(33, 1))
+  await writeFile(s.layout.metaPath(33, 1), meta33.subarray(0, meta33.length - 3)) // part of them
+  await writeFile(s.layout.dataPath(34, 1), bytes(4096, 34)) // part of the data
+  await s.close()
+  s = await newStore(root)
+  t.same(s.report(), [[35, 1, 5000]], 'only the intact replica is indexed')
+  for (const id of [31, 32, 33, 34]) {
+    t.throws(() => s.openRead(id, 1), { code: 'CHECKSUM_MISMATCH' }, `block ${id}: refused as corrupt, never served`)
+    t.ok((await stat(s.layout.corruptDataPath(id, 1))).isFile(), `block ${id}: quarantined`)
+  }
+  t.ok((await readAll(s, 35, 1)).equals(bytes(5000, 35)))
+  await s.close()
 })
 
 t.test('a flipped byte: verified prefix, then refusal, quarantine and a report', async t => {
