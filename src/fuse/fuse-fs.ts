@@ -66,15 +66,17 @@ export class HissFuseFs {
       log: deps.log,
       readaheadBytes: deps.cfg['fuse.readahead.bytes'],
       onCommit: stat => { this.attrs.updateIno(stat) },
+      onLocalState: ino => { this.attrs.unmirrorIno(ino) },
     }
   }
 
   /**
    * Let `mirror` answer the kernel's getattr for what the attribute cache holds, except
-   * files open here (their attributes follow local writes); undefined: stop.
+   * files with local state here (a write session or uncommitted writes: their attributes
+   * follow the writes; see OpenFileDeps.onLocalState); undefined: stop.
    */
   mirrorAttrs (mirror: AttrMirror | undefined): void {
-    this.attrs.setMirror(mirror, st => st.type !== 'file' || !this.files.has(st.ino))
+    this.attrs.setMirror(mirror, st => st.type !== 'file' || this.files.get(st.ino)?.hasLocalState !== true)
   }
 
   /** Open inodes (for tests and diagnostics). */
@@ -388,8 +390,6 @@ export class HissFuseFs {
     if (of === undefined) {
       of = new OpenFile(this.fileDeps, stat, path)
       this.files.set(stat.ino, of)
-      // Its attributes now come from the open file (local writes): JS answers them.
-      this.attrs.unmirrorIno(stat.ino)
     } else {
       of.path = path
     }

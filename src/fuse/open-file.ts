@@ -63,6 +63,12 @@ export interface OpenFileDeps {
   readaheadBytes: number
   /** After every commit, with the committed stat (attribute cache refresh). */
   onCommit?: (stat: FileStat) => void
+  /**
+   * The file has just got local state (a write session or uncommitted changes): from now
+   * on its attributes are localStat's, not the committed ones. Called synchronously when
+   * hasLocalState turns true, before any change is made under it.
+   */
+  onLocalState?: (ino: number) => void
   /** Buffers for appended data (default: one pool shared by the process). */
   writePool?: BufferPool
 }
@@ -204,6 +210,7 @@ export class OpenFile {
     this.applyBlocks(session.baseBlocks)
     if (session.blockSize > 0) this.blockSizeBytes = session.blockSize
     this.session = session
+    this.deps.onLocalState?.(this.ino)
   }
 
   /** The file's mtime was set explicitly (utimens) while it is open here. */
@@ -427,7 +434,9 @@ export class OpenFile {
   }
 
   private touch (): void {
+    const fresh = !this.hasLocalState
     this.dirtyFlag = true
+    if (fresh) this.deps.onLocalState?.(this.ino)
     this.mtimeNs = nowNs(this.deps.clock.wallNow())
   }
 
@@ -441,6 +450,8 @@ export class OpenFile {
     }
     if (s.blockSize > 0) this.blockSizeBytes = s.blockSize
     this.session = s
+    // Synchronously after the session is ours, before any change is made under it.
+    this.deps.onLocalState?.(this.ino)
   }
 
   private async appendLocked (rest: Buffer): Promise<number> {

@@ -112,9 +112,23 @@ async function suite (t: Test): Promise<void> {
     const inJs = [...seen.keys()].filter(p => p.startsWith('/files/'))
     t.same(inJs, [], 'ls -l and stat of closed files: no getattr in JS')
 
+    // A file open for reading only keeps being answered natively.
+    const ro = await open(join(d, 'f2'), 'r')
+    try {
+      await ro.read(Buffer.alloc(2), 0, 2, 0)
+      await settle()
+      log.take()
+      for (let i = 0; i < 20; i++) t.equal((await stat(join(d, 'f2'))).size, 2)
+      await settle()
+      t.equal(log.take().get('/files/f2') ?? 0, 0, 'stat of a file open read-only: no getattr in JS')
+    } finally {
+      await ro.close()
+    }
+
     // A file open for writing: its size follows the writes, before any close.
     const fh = await open(join(d, 'f3'), 'r+')
     try {
+      t.equal((await stat(join(d, 'f3'))).size, 3, 'open for writing, nothing written yet: the committed size')
       await fh.write(Buffer.alloc(5000, 1), 0, 5000, 0)
       t.equal((await stat(join(d, 'f3'))).size, 5000, 'stat by path sees the unflushed size')
       await fh.write(Buffer.alloc(1000, 2), 0, 1000, 5000)
