@@ -66,7 +66,12 @@ export class HissFuseFs {
       log: deps.log,
       readaheadBytes: deps.cfg['fuse.readahead.bytes'],
       onCommit: stat => { this.attrs.updateIno(stat) },
-      onLocalState: ino => { this.attrs.unmirrorIno(ino) },
+      onLocalState: ino => {
+        this.attrs.unmirrorIno(ino)
+        // Its flush may have work to do from now on: every handle's flush goes to JS.
+        const mark = this.flushFree
+        if (mark !== undefined) for (const h of this.handles.all()) if (h.file.ino === ino && !h.writable) mark(h.fd, false)
+      },
     }
   }
 
@@ -77,6 +82,17 @@ export class HissFuseFs {
    */
   mirrorAttrs (mirror: AttrMirror | undefined): void {
     this.attrs.setMirror(mirror, st => st.type !== 'file' || this.files.get(st.ino)?.hasLocalState !== true)
+  }
+
+  /**
+   * Marks a handle flush-free (answered without calling flush()) or not; undefined:
+   * nothing is marked. A handle is marked only while flush() would do nothing for it:
+   * read-only, and its file without local state (see open, release, onLocalState).
+   */
+  private flushFree: ((fd: number, on: boolean) => void) | undefined
+
+  setFlushFree (mark: ((fd: number, on: boolean) => void) | undefined): void {
+    this.flushFree = mark
   }
 
   /** Open inodes (for tests and diagnostics). */
@@ -412,7 +428,9 @@ export class HissFuseFs {
     this.attrs.set(path, stat, gen)
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, blocks)
-    return this.handles.open(of, flags).fd
+    const h = this.handles.open(of, flags)
+    if (!h.writable && !of.hasLocalState) this.flushFree?.(h.fd, true)
+    return h.fd
   }
 
   async create (path: string, mode: number, ctx?: OpContext): Promise<number> {
@@ -472,6 +490,8 @@ export class HissFuseFs {
   }
 
   async release (fd: number): Promise<void> {
+    // Before the number can be handed out again.
+    this.flushFree?.(fd, false)
     const h = this.handles.close(fd)
     if (h.file.refs === 0) await this.lastClose(h.file)
   }

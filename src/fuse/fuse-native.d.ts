@@ -111,6 +111,8 @@ declare module 'fuse-native' {
     attrCacheSet (path: string, stat: Fuse.Stat, ttlMs: number): void
     attrCacheDelete (path: string): void
     attrCacheClear (): void
+    /** hissdfs patch: answer the kernel's flush of handle `fd` natively (true) or through ops.flush (false). */
+    flushFree (fd: number, on: boolean): void
     static readonly ENOENT: number
     static readonly EIO: number
   }

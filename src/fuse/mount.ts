@@ -174,6 +174,7 @@ export class HissMount {
         clear: () => { fuse.attrCacheClear() },
       })
     }
+    if (typeof fuse.flushFree === 'function') this.fs.setFlushFree((fd, on) => { fuse.flushFree(fd, on) })
     this.stopWatch = every(this.opts.clock, MOUNT_WATCH_MS, async () => {
       if (this.closing !== undefined) return
       if (!await isFuseMounted(mnt)) {
@@ -195,6 +196,7 @@ export class HissMount {
     this.closing = (async () => {
       this.stopWatch?.()
       this.fs.mirrorAttrs(undefined)
+      this.fs.setFlushFree(undefined)
       let failed = await this.fs.flushAll()
       if (unmountKernel && this.fuse !== undefined) await this.kernelUnmount(this.fuse)
       // Anything written between the first flush and the unmount.

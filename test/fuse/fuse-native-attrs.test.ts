@@ -6,6 +6,8 @@
 // rename and re-creation of a directory show at once, an open file's size follows its
 // writes, another mount's new content shows in full after open (close-to-open), and
 // another mount's change to a directory shows once the attribute timeout has passed.
+// Also the flush of a read-only handle (close() waits for it), answered natively while
+// the file has nothing to commit.
 import t, { type Test } from 'tap'
 import { chmod, mkdir, open, readFile, rename, rmdir, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -26,9 +28,14 @@ class OpLog {
       this.buf = this.buf.slice(nl + 1)
       try {
         const j = JSON.parse(line) as { msg?: string, op?: string }
-        if ((j.msg === 'op' || j.msg === 'op failed') && typeof j.op === 'string' && j.op.startsWith('getattr ')) {
-          const p = j.op.slice('getattr '.length)
-          this.counts.set(p, (this.counts.get(p) ?? 0) + 1)
+        if ((j.msg === 'op' || j.msg === 'op failed') && typeof j.op === 'string') {
+          // getattr counted by path; every op also by its name (flush, release, ...).
+          if (j.op.startsWith('getattr ')) {
+            const p = j.op.slice('getattr '.length)
+            this.counts.set(p, (this.counts.get(p) ?? 0) + 1)
+          }
+          const name = `op:${j.op.split(' ')[0]!}`
+          this.counts.set(name, (this.counts.get(name) ?? 0) + 1)
         }
       } catch {}
     }
@@ -145,6 +152,35 @@ async function suite (t: Test): Promise<void> {
     t.equal((await stat(join(d, 'f5'))).size, 7777, 'and its size')
     await truncate(join(d, 'f6'), 3)
     t.equal((await stat(join(d, 'f6'))).size, 3, 'truncate by path')
+  })
+
+  await t.test('flush of a read-only handle is answered natively, unless its file has something to commit', async t => {
+    const f = join(a.dir, 'flushy')
+    await writeFile(f, 'one')
+    await settle()
+    log.take()
+    for (let i = 0; i < 10; i++) t.equal(await readFile(f, 'utf8'), 'one')
+    await settle()
+    const seen = log.take()
+    t.equal(seen.get('op:open'), 10, 'ten opens reached the mount')
+    t.equal(seen.get('op:flush') ?? 0, 0, 'no flush of the read-only handles in JS')
+    t.equal(seen.get('op:release'), 10, 'every handle was released')
+
+    // A writer on another handle: the read-only handle's flush goes to JS again and, as
+    // before, commits what the file has (another mount then sees it).
+    const w = await open(f, 'r+')
+    const r = await open(f, 'r')
+    try {
+      await w.write(Buffer.from('TWO'), 0, 3, 0)
+      await settle()
+      log.take()
+      await r.close()
+      await settle()
+      t.equal(log.take().get('op:flush'), 1, 'the read-only handle\'s close flushed in JS')
+      t.equal(await readFile(join(b.dir, 'flushy'), 'utf8'), 'TWO', 'and committed the other handle\'s write')
+    } finally {
+      await w.close()
+    }
   })
 
   await t.test('another mount\'s change shows once the attribute timeout has passed', async t => {
