@@ -3,8 +3,6 @@
 // rebuilds the index. Knows nothing about HTTP or the NameServer: it tells its owner
 // about corrupt or vanished replicas through the `events` hooks.
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs'
-import { promisify } from 'node:util'
 import { mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { HissError, fromNodeError, isHissError } from '../common/errors.js'
 import { every, type Clock } from '../common/clock.js'
@@ -17,6 +15,7 @@ import { ReplicaIndex } from './replica-index.js'
 import { readFully, readVerified, type ReadVerifiedOptions } from './replica-reader.js'
 import { StorageLayout } from './storage-layout.js'
 import { WriteBehind } from './write-behind.js'
+import { writevAll } from '../common/writev-all.js'
 
 /** Hard cap on one replica: the largest block size the config accepts. */
 export const MAX_BLOCK_BYTES = 2 ** 32
@@ -44,17 +43,15 @@ export interface BlockStoreOptions {
   statfs?: (path: string) => Promise<FsSpace>
 }
 
+
 /**
- * A block announced at most this long is stored on the small-write path (see writeSmall):
- * gathered in memory (the write-behind would hold it just as long: it is under one
- * batch), then the open/write/rename steps, each a few microseconds of page cache and
- * metadata work, run synchronously, and only the fsyncs go to the thread pool. That
- * leaves two waits (the two fsyncs side by side, then the directory's) instead of one
- * thread-pool round trip per step, each of which costs a scheduling delay on a busy host.
+ * A block announced at most this long, or of unknown length, is gathered in memory up to
+ * this much before its files are made: one that never arrives whole (a dropped upload, a
+ * short body) then costs no file at all, and the bytes are held no longer than the
+ * write-behind would hold them (this is under one of its batches). Matches the fan-out
+ * hold of a pipeline's first DataServer (block-receiver.ts).
  */
 export const SMALL_WRITE_BYTES = 256 * 1024
-
-const fsyncFd = promisify(fsync)
 
 /** Default period of the free-space refresh. */
 export const FREE_SPACE_REFRESH_MS = 1000
@@ -293,10 +290,9 @@ export class BlockStore {
    * Store a replica from `source`. Nothing becomes visible until data and checksums are
    * fsync'd and renamed into place; any failure removes the temp files.
    *
-   * Few sequential waits: the free-space check uses the cached statfs (see checkRoom);
-   * a small block takes the small-write path (SMALL_WRITE_BYTES). A streamed one opens
-   * both temp files at once while the first pieces are already pulled (and so forwarded
-   * down the pipeline); the data's last write + fsync and the checksums' write + fsync
+   * Few sequential waits: the free-space check uses the cached statfs (see checkRoom); a
+   * small block is gathered first (SMALL_WRITE_BYTES); both temp files are opened at once
+   * while the first pieces are already pulled (and so forwarded down the pipeline); the data's last write + fsync and the checksums' write + fsync
    * run side by side; the handles close while the renames run. Both fsync the
    * subdirectory through a kept handle.
    */
@@ -308,66 +304,12 @@ export class BlockStore {
     try {
       const room = this.checkRoom(expected ?? 1)
       if (room !== undefined) await room
-      if (expected !== undefined) {
-        return expected <= SMALL_WRITE_BYTES
-          ? await this.writeSmall(id, gen, source, expected)
-          : await this.writeStreamed(id, gen, source, expected)
-      }
-      // Unknown length: what ends within SMALL_WRITE_BYTES is a small block after all.
+      if (expected !== undefined && expected > SMALL_WRITE_BYTES) return await this.writeStreamed(id, gen, source, expected)
       const head = await gather(source, SMALL_WRITE_BYTES).catch(err => { throw fromNodeError(err, `writing block ${id}`) })
-      return head.ended
-        ? await this.writeSmall(id, gen, head.rest, head.bytes)
-        : await this.writeStreamed(id, gen, head.rest, undefined)
+      return await this.writeStreamed(id, gen, head.rest, expected)
     } finally {
       this.writing.delete(id)
     }
-  }
-
-  /** A block of known, small length: see SMALL_WRITE_BYTES. Same files, same order, same fsyncs. */
-  private async writeSmall (id: number, gen: number, source: AsyncIterable<Uint8Array>, expected: number): Promise<WriteResult> {
-    const L = this.layout
-    const tmp = L.tmpPaths(id, gen, randomBytes(8).toString('hex'))
-    let dataFd: number | undefined
-    let metaFd: number | undefined
-    let metaInPlace = false
-    let length: number
-    let metaLength: number
-    try {
-      const sum = new ChunkChecksummer(this.chunkBytes)
-      const parts: Uint8Array[] = []
-      for await (const piece of source) {
-        if (sum.length + piece.length > expected) throw HissError.BAD_REQUEST(`block longer than the announced ${expected} bytes`)
-        sum.update(piece)
-        if (piece.length > 0) parts.push(piece)
-      }
-      if (sum.length !== expected) throw HissError.BAD_REQUEST(`block is ${sum.length} bytes, announced ${expected}`)
-      length = sum.length
-      const metaBytes = sum.finish()
-      metaLength = metaBytes.length
-      dataFd = openSync(tmp.data, 'wx', 0o644)
-      writevAllSync(dataFd, parts)
-      metaFd = openSync(tmp.meta, 'wx', 0o644)
-      writevAllSync(metaFd, [metaBytes])
-      // Both settle before anything else happens to the descriptors (no close under a pending fsync).
-      const synced = await Promise.allSettled([fsyncFd(dataFd), fsyncFd(metaFd)])
-      for (const r of synced) if (r.status === 'rejected') throw r.reason
-      closeSync(dataFd)
-      dataFd = undefined
-      closeSync(metaFd)
-      metaFd = undefined
-      // Meta first: a crash between the renames leaves a lone meta, which the scan drops.
-      renameSync(tmp.meta, L.metaPath(id, gen))
-      metaInPlace = true
-      renameSync(tmp.data, L.dataPath(id, gen))
-      metaInPlace = false
-      await this.fsyncSubdir(id)
-    } catch (err) {
-      for (const fd of [dataFd, metaFd]) if (fd !== undefined) try { closeSync(fd) } catch {}
-      for (const f of [tmp.data, tmp.meta]) try { unlinkSync(f) } catch {}
-      if (metaInPlace) try { unlinkSync(L.metaPath(id, gen)) } catch {}
-      throw fromNodeError(err, `writing block ${id}`)
-    }
-    return this.installed(id, gen, length, metaLength)
   }
 
   /** The new replica's files are durable in place: index it, drop what it replaces. */
@@ -416,7 +358,7 @@ export class BlockStore {
       const w = behind
       const [dataFh, metaFh] = await Promise.all([
         (async () => { await w.flush(); const fh = await dataOpen!; await fh.sync(); return fh })(),
-        (async () => { const fh = await metaOpen!; await writeAll(fh, metaBytes); await fh.sync(); return fh })(),
+        (async () => { const fh = await metaOpen!; await writevAll(fh, [metaBytes], metaBytes.length); await fh.sync(); return fh })(),
       ])
       // Renaming an open file is fine: the closes overlap the renames.
       closing = Promise.all([dataFh.close(), metaFh.close()])
@@ -600,29 +542,6 @@ export class BlockStore {
 
 function ignoreEnoent (err: unknown): void {
   if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromNodeError(err)
-}
-
-async function writeAll (fh: FileHandle, buf: Uint8Array): Promise<void> {
-  let off = 0
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off)
-    off += bytesWritten
-  }
-}
-
-/** writev every byte of `bufs` (a short write continues). */
-function writevAllSync (fd: number, bufs: Uint8Array[]): void {
-  let list = bufs
-  while (list.length > 0) {
-    let n = list.length === 1 ? writeSync(fd, list[0]!) : writevSync(fd, list)
-    const rest: Uint8Array[] = []
-    for (const b of list) {
-      if (n >= b.length) { n -= b.length; continue }
-      rest.push(n > 0 ? b.subarray(n) : b)
-      n = 0
-    }
-    list = rest
-  }
 }
 
 /**

@@ -5,6 +5,7 @@
 // is a hand-off to the thread pool, which costs far more than the copy). At most
 // `maxQueued` bytes wait in memory; push() holds the caller back beyond that.
 import type { FileHandle } from 'node:fs/promises'
+import { writevAll } from '../common/writev-all.js'
 
 /** Bytes queued for the disk per block write before the receiver waits (4 MiB). */
 export const WRITE_BEHIND_BYTES = 4 * 1024 * 1024
@@ -81,25 +82,5 @@ export class WriteBehind {
 
   private wake (): void {
     for (const w of this.waiters.splice(0)) w()
-  }
-}
-
-/** Write every byte of `bufs` at the current position (a short writev continues). */
-async function writevAll (fh: FileHandle, bufs: Uint8Array[], total: number): Promise<void> {
-  let done = 0
-  let list = bufs
-  for (;;) {
-    const { bytesWritten } = await fh.writev(list)
-    done += bytesWritten
-    if (done >= total) return
-    // Drop what went out, then retry with the rest.
-    let skip = bytesWritten
-    const rest: Uint8Array[] = []
-    for (const b of list) {
-      if (skip >= b.length) { skip -= b.length; continue }
-      rest.push(skip > 0 ? b.subarray(skip) : b)
-      skip = 0
-    }
-    list = rest
   }
 }

@@ -13,6 +13,7 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HissError, fromNodeError } from '../common/errors.js'
+import { writevAll } from '../common/writev-all.js'
 
 export class Spool {
   private dir: string | undefined
@@ -130,7 +131,7 @@ export class SpoolFile {
       try {
         const fh = await this.openFile()
         try {
-          if (size > 0) await pwritevAll(fh, [mem.subarray(0, size)], 0, size)
+          if (size > 0) await writevAll(fh, [mem.subarray(0, size)], size, 0)
         } catch (err) {
           await fh.close().catch(() => {})
           throw err
@@ -154,19 +155,14 @@ export class SpoolFile {
   }
 
   /**
-   * Write `data` (the caller's: copied) at `pos` and wait until it is on the file. It goes
-   * through the queue so that a read started after this call, while the write is still
-   * in flight, waits for it: the upload reads the spool concurrently, and a direct write
-   * racing that read let an overwrite be sent with the old bytes.
+   * Write `data` (the caller's: copied) at `pos` and wait until it is on the file (or in
+   * memory). queueWrite, then drain: through the queue, so that a read started after this
+   * call, while the write is still in flight, waits for it (the upload reads the spool
+   * concurrently, and a direct write racing that read let an overwrite be sent with the
+   * old bytes).
    */
   async write (data: Buffer, pos: number): Promise<void> {
-    if (data.length === 0) return
-    if (this.failure !== undefined) throw this.failure
-    if (this.memWrite(data, pos)) return
-    await this.toFile()
-    const own = Buffer.allocUnsafe(data.length)
-    data.copy(own)
-    await this.writeBehind(own, pos)
+    await this.queueWrite(data, pos)
     await this.drain()
   }
 
@@ -258,7 +254,7 @@ export class SpoolFile {
         // Taken off the queue first: later writes start a new run.
         const run = this.queue.shift()!
         try {
-          await pwritevAll(this.fh!, run.bufs, run.pos, run.len)
+          await writevAll(this.fh!, run.bufs, run.len, run.pos)
         } finally {
           finished([run])
         }
@@ -361,25 +357,5 @@ export class SpoolFile {
     this.mem = undefined
     const fh = this.fh
     this.closing = fh === undefined ? Promise.resolve().then(this.onClosed) : fh.close().catch(() => {}).finally(this.onClosed)
-  }
-}
-
-/** Write every byte of `bufs` at `pos` (a short pwritev continues). */
-async function pwritevAll (fh: FileHandle, bufs: Buffer[], pos: number, total: number): Promise<void> {
-  let done = 0
-  let list = bufs
-  for (;;) {
-    const { bytesWritten } = await fh.writev(list, pos + done)
-    done += bytesWritten
-    if (done >= total) return
-    if (bytesWritten === 0) throw Object.assign(new Error('spool write made no progress'), { code: 'EIO' })
-    let skip = bytesWritten
-    const rest: Buffer[] = []
-    for (const b of list) {
-      if (skip >= b.length) { skip -= b.length; continue }
-      rest.push(skip > 0 ? b.subarray(skip) : b)
-      skip = 0
-    }
-    list = rest
   }
 }

@@ -262,15 +262,17 @@ t.test('bytes stored since the last statfs count against the cached free space',
   t.equal(disk.calls, atOpen + 2)
 })
 
-t.test('small-write path and streamed path: same replica files; failures leave nothing behind', async t => {
+// Either side of SMALL_WRITE_BYTES (gathered in memory before any file is made, or not),
+// length known or not.
+t.test('blocks either side of SMALL_WRITE_BYTES, length known or not: same replica files; failures leave nothing behind', async t => {
   const root = t.testdir()
   const s = await newStore(root)
   const small = bytes(SMALL_WRITE_BYTES, 5)
   const large = bytes(SMALL_WRITE_BYTES + 1, 6)
   t.same(await s.write(10, 1, pieces(small, 65536), { expectedLength: small.length }), { length: small.length })
   t.same(await s.write(11, 1, pieces(large, 65536), { expectedLength: large.length }), { length: large.length })
-  t.same(await s.write(12, 1, pieces(small, 65536)), { length: small.length }, 'unknown length, small: gathered')
-  t.same(await s.write(13, 1, pieces(large, 65536)), { length: large.length }, 'unknown length, large: streamed')
+  t.same(await s.write(12, 1, pieces(small, 65536)), { length: small.length }, 'unknown length, up to 256 KiB')
+  t.same(await s.write(13, 1, pieces(large, 65536)), { length: large.length }, 'unknown length, over 256 KiB')
   t.ok((await readAll(s, 13, 1)).equals(large))
   t.equal(await s.verify(13, 1), 'ok')
   t.ok((await readAll(s, 10, 1)).equals(small))
@@ -278,14 +280,14 @@ t.test('small-write path and streamed path: same replica files; failures leave n
   t.ok((await readAll(s, 12, 1)).equals(small))
   for (const id of [10, 11, 12]) t.equal(await s.verify(id, 1), 'ok', `block ${id} verifies`)
   t.same(await readdir(s.layout.tmpDir), [])
-  // Longer than announced, shorter than announced, and a source that fails: all on the small path.
+  // Longer than announced, shorter than announced, and a source that fails.
   await t.rejects(s.write(20, 1, pieces(bytes(5000, 1)), { expectedLength: 4096 }), { code: 'BAD_REQUEST' })
   await t.rejects(s.write(21, 1, pieces(bytes(3000, 1)), { expectedLength: 4096 }), { code: 'BAD_REQUEST' })
   await t.rejects(s.write(22, 1, failingAfter(bytes(4096, 1), 1000), { expectedLength: 4096 }))
   t.same(await readdir(s.layout.tmpDir), [], 'no temp file left')
   for (const id of [20, 21, 22]) t.same(await readdir(s.layout.subdir(id)), [], `no replica file of block ${id}`)
   await t.rejects(s.write(23, 1, failingAfter(bytes(4096, 1), 1000)), 'unknown length: a failing source')
-  await t.rejects(s.write(24, 1, failingAfter(large, SMALL_WRITE_BYTES + 100)), 'unknown length: failing past the small size')
+  await t.rejects(s.write(24, 1, failingAfter(large, SMALL_WRITE_BYTES + 100)), 'unknown length: failing past 256 KiB')
   t.same(await readdir(s.layout.tmpDir), [], 'no temp file left')
   t.same(s.report().map(r => r[0]).sort((a, b) => a - b), [10, 11, 12, 13])
   // A restart finds exactly the three.
