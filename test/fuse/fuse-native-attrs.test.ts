@@ -11,48 +11,20 @@
 import t, { type Test } from 'tap'
 import { chmod, mkdir, open, readFile, rename, rmdir, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 import { waitUntil } from '../helpers/wait-until.js'
 
-/** Counts the mount's `getattr <path>` op lines (debug log) per path. */
-class OpLog {
-  private buf = ''
-  private counts = new Map<string, number>()
-
-  feed (chunk: string): void {
-    this.buf += chunk
-    let nl
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl)
-      this.buf = this.buf.slice(nl + 1)
-      try {
-        const j = JSON.parse(line) as { msg?: string, op?: string }
-        if ((j.msg === 'op' || j.msg === 'op failed') && typeof j.op === 'string') {
-          // getattr counted by path; every op also by its name (flush, release, ...).
-          if (j.op.startsWith('getattr ')) {
-            const p = j.op.slice('getattr '.length)
-            this.counts.set(p, (this.counts.get(p) ?? 0) + 1)
-          }
-          const name = `op:${j.op.split(' ')[0]!}`
-          this.counts.set(name, (this.counts.get(name) ?? 0) + 1)
-        }
-      } catch {}
-    }
-  }
-
-  seen (path: string): boolean { return (this.counts.get(path) ?? 0) > 0 }
-
-  take (): Map<string, number> {
-    const out = this.counts
-    this.counts = new Map()
-    return out
-  }
-}
+/** The mount's FUSE ops (debug log): getattr by path, and every op by name as `op:<name>`. */
+const opLog = (): MountLogCounter => new MountLogCounter(j => {
+  if ((j.msg !== 'op' && j.msg !== 'op failed') || typeof j.op !== 'string') return []
+  const name = `op:${j.op.split(' ')[0]!}`
+  return j.op.startsWith('getattr ') ? [j.op.slice('getattr '.length), name] : [name]
+})
 
 async function suite (t: Test): Promise<void> {
   const cluster = await startCluster(t, { config: STABLE, dataServers: 1, replication: 1 })
-  const log = new OpLog()
+  const log = opLog()
   const a = await startMount(t, cluster.cfg, {
     config: { 'log.level': 'debug', 'fuse.attr.timeout.ms': 600_000 },
     onStderr: d => { log.feed(d) },
@@ -76,7 +48,7 @@ async function suite (t: Test): Promise<void> {
     await settle()
     const seen = log.take()
     for (const p of ['/', '/w1', '/w1/w2', '/w1/w2/w3']) {
-      t.equal(seen.get(p) ?? 0, 0, `50 stats of ${p === '/w1/w2/w3' ? 'the directory' : 'a directory on the way'}: no getattr ${p} in JS`)
+      t.equal(seen[p] ?? 0, 0, `50 stats of ${p === '/w1/w2/w3' ? 'the directory' : 'a directory on the way'}: no getattr ${p} in JS`)
     }
   })
 
@@ -116,7 +88,7 @@ async function suite (t: Test): Promise<void> {
     await settle()
     const seen = log.take()
     t.equal(listing.trim().split('\n').filter(l => l.startsWith('-')).length, 10)
-    const inJs = [...seen.keys()].filter(p => p.startsWith('/files/'))
+    const inJs = Object.keys(seen).filter(p => p.startsWith('/files/'))
     t.same(inJs, [], 'ls -l and stat of closed files: no getattr in JS')
 
     // A file open for reading only keeps being answered natively.
@@ -127,7 +99,7 @@ async function suite (t: Test): Promise<void> {
       log.take()
       for (let i = 0; i < 20; i++) t.equal((await stat(join(d, 'f2'))).size, 2)
       await settle()
-      t.equal(log.take().get('/files/f2') ?? 0, 0, 'stat of a file open read-only: no getattr in JS')
+      t.equal(log.take()['/files/f2'] ?? 0, 0, 'stat of a file open read-only: no getattr in JS')
     } finally {
       await ro.close()
     }
@@ -162,9 +134,9 @@ async function suite (t: Test): Promise<void> {
     for (let i = 0; i < 10; i++) t.equal(await readFile(f, 'utf8'), 'one')
     await settle()
     const seen = log.take()
-    t.equal(seen.get('op:open'), 10, 'ten opens reached the mount')
-    t.equal(seen.get('op:flush') ?? 0, 0, 'no flush of the read-only handles in JS')
-    t.equal(seen.get('op:release'), 10, 'every handle was released')
+    t.equal(seen['op:open'], 10, 'ten opens reached the mount')
+    t.equal(seen['op:flush'] ?? 0, 0, 'no flush of the read-only handles in JS')
+    t.equal(seen['op:release'], 10, 'every handle was released')
 
     // A writer on another handle: the read-only handle's flush goes to JS again and, as
     // before, commits what the file has (another mount then sees it).
@@ -176,7 +148,7 @@ async function suite (t: Test): Promise<void> {
       log.take()
       await r.close()
       await settle()
-      t.equal(log.take().get('op:flush'), 1, 'the read-only handle\'s close flushed in JS')
+      t.equal(log.take()['op:flush'], 1, 'the read-only handle\'s close flushed in JS')
       t.equal(await readFile(join(b.dir, 'flushy'), 'utf8'), 'TWO', 'and committed the other handle\'s write')
     } finally {
       await w.close()

@@ -9,43 +9,22 @@
 import t, { type Test } from 'tap'
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 
 const N = 12
 
-class RequestLog {
-  private buf = ''
-  private counts = new Map<string, number>()
-
-  feed (chunk: string): void {
-    this.buf += chunk
-    let nl
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl)
-      this.buf = this.buf.slice(nl + 1)
-      let key: string | undefined
-      try {
-        const j = JSON.parse(line) as { msg?: string, req?: string, code?: string }
-        if (j.msg === 'nameserver request') key = `${j.req ?? '?'}${j.code === 'ok' ? '' : ' ' + String(j.code)}`
-        else if (j.msg === 'block stored') key = 'block store'
-        else if (j.msg === 'block read') key = 'block read'
-      } catch {}
-      if (key !== undefined) this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
-    }
-  }
-
-  /** Counts since the last take(), then start again. */
-  take (): Record<string, number> {
-    const out = Object.fromEntries([...this.counts].sort())
-    this.counts = new Map()
-    return out
-  }
-}
+/** NameServer requests and DataServer block stores/reads the mount logged, by kind. */
+const requestLog = (): MountLogCounter => new MountLogCounter(j => {
+  if (j.msg === 'nameserver request') return [`${String(j.req ?? '?')}${j.code === 'ok' ? '' : ' ' + String(j.code)}`]
+  if (j.msg === 'block stored') return ['block store']
+  if (j.msg === 'block read') return ['block read']
+  return []
+})
 
 async function suite (t: Test): Promise<void> {
   const cluster = await startCluster(t, { config: STABLE, dataServers: 3, replication: 3, blockSize: 1024 * 1024 })
-  const log = new RequestLog()
+  const log = requestLog()
   const a = await startMount(t, cluster.cfg, {
     config: { 'log.level': 'debug', 'fuse.attr.timeout.ms': 600_000 },
     onStderr: d => { log.feed(d) },

@@ -13,8 +13,14 @@ import { AttrCache } from '../../src/fuse/attr-cache.js'
 import { BlockCache } from '../../src/fuse/block-cache.js'
 import { DirCache, RELIST_MAX_NAMES } from '../../src/fuse/dir-cache.js'
 import { OpenFile, newReadCursor } from '../../src/fuse/open-file.js'
+import { waitUntil } from '../helpers/wait-until.js'
 import { Spool } from '../../src/fuse/spool.js'
 import { Rng } from '../helpers/rng.js'
+
+/** Wait (bounded) for the spool's descriptors to close: a discard closes them asynchronously. */
+async function closesDone (spool: Spool): Promise<void> {
+  await waitUntil(() => spool.openFiles === 0, { timeoutMs: 2000, intervalMs: 10, what: 'spool files closed' }).catch(() => {})
+}
 
 
 /** rnd(n) is an integer in [0, n), from a seeded generator. */
@@ -194,7 +200,7 @@ async function randomWorkout (t: Test, failRate: number, seed: number): Promise<
   t.ok(lens.slice(0, -1).every(l => l === BS), 'every block but the last is full')
   await file.dispose()
   // Descriptors close asynchronously: give them a moment.
-  for (let i = 0; i < 50 && spool.openFiles > 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  await closesDone(spool)
   t.equal(spool.openFiles, 0, 'no spool file left open')
 }
 

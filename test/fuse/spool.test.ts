@@ -8,6 +8,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SPOOL_MEMORY_BYTES, Spool } from '../../src/fuse/spool.js'
+import { waitUntil } from '../helpers/wait-until.js'
+
+/** Wait (bounded) for the spool's descriptors to close: a discard closes them asynchronously. */
+async function closesDone (spool: Spool): Promise<void> {
+  await waitUntil(() => spool.openFiles === 0, { timeoutMs: 2000, intervalMs: 10, what: 'spool files closed' }).catch(() => {})
+}
 
 async function freshSpool (t: Test): Promise<{ spool: Spool, dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'hiss-spool-test-'))
@@ -39,7 +45,7 @@ t.test('a small spool file stays in memory and reads back what was written', asy
   t.ok(got.subarray(10000).equals(Buffer.alloc(2000)), 'past the end reads as zeros')
   t.equal(spool.openFiles, 1)
   f.discard()
-  for (let i = 0; i < 50 && spool.openFiles > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  await closesDone(spool)
   t.equal(spool.openFiles, 0, 'discarded')
 })
 
@@ -80,7 +86,7 @@ t.test('growing past the limit moves the content to an (unlinked) temp file, wri
   const names = readdirSync(dir).flatMap(d => readdirSync(join(dir, d)))
   t.same(names, [], 'the temp file is unlinked at once')
   f.discard()
-  for (let i = 0; i < 50 && spool.openFiles > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  await closesDone(spool)
   t.equal(spool.openFiles, 0, 'closed after discard')
 })
 
@@ -91,7 +97,7 @@ t.test('discard while the content moves to its temp file closes that file', asyn
   const move = f.write(Buffer.alloc(SPOOL_MEMORY_BYTES, 2), 1000)
   f.discard()
   await move.catch(() => {})
-  for (let i = 0; i < 50 && spool.openFiles > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  await closesDone(spool)
   t.equal(spool.openFiles, 0, 'no descriptor left behind')
   await t.rejects(f.read(Buffer.alloc(10), 0, 10, 0), 'reading a discarded spool file is an error')
 })

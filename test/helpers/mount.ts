@@ -208,3 +208,37 @@ export async function startFuseCluster (t: TestLike, o: ClusterOptions & { mount
   const mount = await startMount(t, cluster.cfg, o.mount)
   return { cluster, mount }
 }
+
+/**
+ * Counts what a mount logs at debug level (one JSON object per line of its stderr): feed()
+ * it the chunks as they come; `keys` names what a parsed line counts as (usually nothing).
+ * take() hands over the counts since the last take(), sorted by key.
+ */
+export class MountLogCounter {
+  private buf = ''
+  private counts = new Map<string, number>()
+
+  constructor (private readonly keys: (line: Record<string, unknown>) => readonly string[]) {}
+
+  feed (chunk: string): void {
+    this.buf += chunk
+    let nl
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl)
+      this.buf = this.buf.slice(nl + 1)
+      let j: unknown
+      try { j = JSON.parse(line) } catch { continue }
+      if (j === null || typeof j !== 'object') continue
+      for (const k of this.keys(j as Record<string, unknown>)) this.counts.set(k, (this.counts.get(k) ?? 0) + 1)
+    }
+  }
+
+  /** Whether `key` was counted since the last take(). */
+  seen (key: string): boolean { return (this.counts.get(key) ?? 0) > 0 }
+
+  take (): Record<string, number> {
+    const out = Object.fromEntries([...this.counts].sort())
+    this.counts = new Map()
+    return out
+  }
+}

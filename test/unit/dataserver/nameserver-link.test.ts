@@ -71,12 +71,18 @@ function newLink (t: Teardown, nameserver: string, clock: ManualClock): NameServ
   return link
 }
 
-t.test('received reports are queued while one is in flight and sent together in the next', async t => {
+/** A fake NameServer and a link to it on a manual clock, once registered. */
+async function registeredLink (t: Teardown): Promise<{ ns: Awaited<ReturnType<typeof fakeNameServer>>, clock: ManualClock, link: NameServerLink }> {
   const ns = await fakeNameServer(t)
   const clock = new ManualClock()
   const link = newLink(t, ns.address, clock)
   link.start()
   await waitFor(() => link.registered, 5000, 'registration')
+  return { ns, clock, link }
+}
+
+t.test('received reports are queued while one is in flight and sent together in the next', async t => {
+  const { ns, link } = await registeredLink(t)
   ns.state.hold = true
   t.equal(link.reportReceived([1, 1, 10]) as unknown, undefined, 'reporting does not return a promise to wait on')
   await waitFor(() => ns.held.length === 1, 5000, 'the first incremental report')
@@ -97,11 +103,7 @@ t.test('received reports are queued while one is in flight and sent together in 
 })
 
 t.test('a failed received report is retried with the next heartbeat', async t => {
-  const ns = await fakeNameServer(t)
-  const clock = new ManualClock()
-  const link = newLink(t, ns.address, clock)
-  link.start()
-  await waitFor(() => link.registered, 5000, 'registration')
+  const { ns, clock, link } = await registeredLink(t)
   ns.state.failNext = 1
   link.reportReceived([7, 2, 70])
   await waitFor(() => ns.incremental().length === 1, 5000, 'the failing report')
