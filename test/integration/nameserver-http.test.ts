@@ -108,6 +108,9 @@ t.test('hostile input gets 4xx and changes nothing', async t => {
     ['unknown endpoint', await c.get('/v1/ns/nope'), 404, 'NOT_FOUND'],
     ['unknown writeId', await c.post('/v1/ns/write/addblock', { writeId: 'deadbeef' }), 410, 'LEASE_EXPIRED'],
     ['float size', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [], size: 1.5 }), 400, 'BAD_REQUEST'],
+    ['commit with a file-type mode', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [], size: 0, mode: 0o100644 }), 400, 'BAD_REQUEST'],
+    ['commit with a negative uid', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [], size: 0, uid: -1 }), 400, 'BAD_REQUEST'],
+    ['commit with a gid by name', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [], size: 0, gid: 'root' }), 400, 'BAD_REQUEST'],
     ['bad time', await c.post('/v1/ns/setattr', { path: '/', mtimeNs: 'yesterday' }), 400, 'BAD_REQUEST'],
   ]
   for (const [what, r, status, code] of cases) {
