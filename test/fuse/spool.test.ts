@@ -116,3 +116,17 @@ t.test('queueWrite on a temp file returns once queued; reads, truncates and drai
   t.equal(got.subarray(0, 4096).equals(Buffer.alloc(4096)), true, 'untouched bytes stay zero')
   f.discard()
 })
+
+t.test('a temp file that cannot be made (its directory gone, as on a full or broken disk) fails the write and every later use, and still closes', async t => {
+  const { spool, dir } = await freshSpool(t)
+  const f = await spool.create()
+  await f.write(Buffer.alloc(1000, 1), 0)
+  t.ok(f.inMemory)
+  await rm(dir, { recursive: true, force: true })
+  await t.rejects(f.write(Buffer.alloc(SPOOL_MEMORY_BYTES, 2), 1000), 'the write that needs the temp file fails')
+  await t.rejects(f.read(Buffer.alloc(10), 0, 10, 0), 'so does a later read')
+  await t.rejects(f.queueWrite(Buffer.alloc(10), 0), 'and a later write')
+  f.discard()
+  await closesDone(spool)
+  t.equal(spool.openFiles, 0, 'closed all the same')
+})
