@@ -11,7 +11,7 @@ set -euo pipefail
 R=${1:-3}; MIB=${2:-256}; REPS=${3:-2}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CLI="$REPO/dist/src/cli/main.js"; MOUNT="$REPO/dist/src/fuse/main.js"
-W=$(mktemp -d /tmp/io-micro-XXXXXX)
+W=$(mktemp -d "${TMPDIR:-/tmp}/io-micro-XXXXXX")
 TIMEF=/tmp/io-micro-time.$$
 PIDS=()
 cleanup () {

@@ -12,6 +12,10 @@
 // file stays open, so the cache keeps the read-ahead window of a stream, not the whole
 // stream. Only pieces a stream itself went through are released: a random reader's
 // pieces stay cached (they are what makes its next reads hits).
+//
+// A mirror (setMirror) is told of every piece that enters the cache and of every piece
+// that leaves it, before its buffer can be reused: the mount's native read path reads the
+// buffers of cached pieces directly (see PieceMirror).
 import type { Readable } from 'node:stream'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
@@ -38,8 +42,23 @@ export interface BlockCacheOptions {
 /** Free piece buffers kept for reuse (beyond this they go to the garbage collector). */
 export const FREE_PIECES = 16
 
+/**
+ * Something that reads cached pieces' buffers directly (the patched fuse-native's native
+ * reads). `set` hands over a piece's buffer, which stays unchanged until `delete` of the
+ * same piece has returned; `clear` deletes them all.
+ */
+export interface PieceMirror {
+  set (id: number, gen: number, idx: number, buf: Buffer): void
+  delete (id: number, gen: number, idx: number): void
+  clear (): void
+}
+
 interface Piece {
   buf: Buffer
+  /** Which piece it is (the key's parts, for the mirror). */
+  id: number
+  gen: number
+  idx: number
   /** Readers copying from it: not recycled before they are done. */
   pins: number
   /** No longer in the cache: recycle when unpinned. */
@@ -69,6 +88,7 @@ export class BlockCache {
   private readonly inflight = new Map<string, Inflight>()
   private readonly free: Buffer[] = []
   private bytes = 0
+  private mirror: PieceMirror | undefined
   /** Ranged reads issued (for tests: proves hits and read-ahead). */
   fetches = 0
   /** Piece buffers reused instead of allocated (for tests). */
@@ -79,6 +99,13 @@ export class BlockCache {
   }
 
   get cachedBytes (): number { return this.bytes }
+
+  /** Mirror every cached piece into `m` from now on; undefined: clear the mirror and stop. */
+  setMirror (m: PieceMirror | undefined): void {
+    this.mirror?.clear()
+    this.mirror = m
+    if (m !== undefined) for (const p of this.pieces.values()) m.set(p.id, p.gen, p.idx, p.buf)
+  }
 
   /** Copy bytes [off, off+len) of `block` into dst at dstOff. Retries a failed fetch once. */
   async read (block: LocatedBlock, ino: number, off: number, len: number, dst: Buffer, dstOff: number): Promise<void> {
@@ -137,7 +164,7 @@ export class BlockCache {
    */
   seed (block: { id: number, gen: number, length: number }, data: Buffer): void {
     if (data.length !== block.length || block.length === 0 || block.length > this.pieceBytes) return
-    this.store(key(block, 0), { buf: data, pins: 0, gone: false })
+    this.store(key(block, 0), { buf: data, id: block.id, gen: block.gen, idx: 0, pins: 0, gone: false })
   }
 
   has (block: { id: number, gen: number }, piece: number): boolean {
@@ -161,6 +188,8 @@ export class BlockCache {
     if (p === undefined) return
     this.pieces.delete(kk)
     this.bytes -= p.buf.length
+    // Before the buffer can be reused: the mirror no longer reads it once this returns.
+    this.mirror?.delete(p.id, p.gen, p.idx)
     p.gone = true
     this.recycle(p)
   }
@@ -280,7 +309,7 @@ export class BlockCache {
         filled += n
         off += n
         if (filled === cur.length) {
-          const piece: Piece = { buf: cur, pins: fl[k - a]!.waiters, gone: false }
+          const piece: Piece = { buf: cur, id: block.id, gen: block.gen, idx: k, pins: fl[k - a]!.waiters, gone: false }
           cur = undefined
           done(k - a)
           this.store(key(block, k), piece)
@@ -325,6 +354,7 @@ export class BlockCache {
     this.remove(kk)
     this.pieces.set(kk, piece)
     this.bytes += piece.buf.length
+    this.mirror?.set(piece.id, piece.gen, piece.idx, piece.buf)
     while (this.bytes > this.opts.capacityBytes) {
       const oldest = this.pieces.keys().next()
       if (oldest.done === true) break

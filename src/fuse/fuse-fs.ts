@@ -11,15 +11,27 @@ import { joinPath, parentOf } from '../common/paths.js'
 import type { DirEntry, FileStat, LocatedBlock } from '../common/protocol.js'
 import type { HissFs, WriteGrant } from '../client/types.js'
 import { AttrCache, type AttrMirror } from './attr-cache.js'
-import { BlockCache } from './block-cache.js'
+import { BlockCache, type PieceMirror } from './block-cache.js'
 import { DirCache } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
-import { HandleTable, O_ACCMODE, O_RDWR, O_WRONLY } from './handles.js'
+import { HandleTable, O_ACCMODE, O_RDWR, O_WRONLY, type Handle } from './handles.js'
 import { OpenFile, type OpenFileDeps } from './open-file.js'
 import type { Spool } from './spool.js'
 import { S_IFMT, S_IFREG, toFuseStat, toFuseStatfs } from './stat-convert.js'
 
 export type { OpContext } from './client-pool.js'
+
+/**
+ * The mount's native read path (the patched fuse-native): it answers a handle's reads
+ * from the block cache's pieces (mirrored to it) while the handle has a read map.
+ */
+export interface NativeReads {
+  /** Give handle `fd` its file's committed layout (see OpenFile.readLayout), or take it away. */
+  map (fd: number, file: { size: number, pieceBytes: number, layout: Float64Array } | null): void
+  /** End of the last read of `fd` answered natively since the previous call, or -1. */
+  progress (fd: number): number
+  pieces: PieceMirror
+}
 
 export interface HissFuseFsDeps {
   /** The mount's own client: reads, block data, write sessions. */
@@ -66,8 +78,10 @@ export class HissFuseFs {
       log: deps.log,
       readaheadBytes: deps.cfg['fuse.readahead.bytes'],
       onCommit: stat => { this.attrs.updateIno(stat) },
+      onLayoutChange: ino => { this.unmapReads(ino) },
       onLocalState: ino => {
         this.attrs.unmirrorIno(ino)
+        this.unmapReads(ino)
         // Its flush may have work to do from now on: every handle's flush goes to JS.
         const mark = this.flushFree
         if (mark !== undefined) for (const h of this.handles.all()) if (h.file.ino === ino && !h.writable) mark(h.fd, false)
@@ -93,6 +107,32 @@ export class HissFuseFs {
 
   setFlushFree (mark: ((fd: number, on: boolean) => void) | undefined): void {
     this.flushFree = mark
+  }
+
+  /**
+   * Let `reads` answer reads of handles whose file is committed blocks only, from the
+   * block cache's pieces (which the cache mirrors to it); undefined: stop.
+   */
+  setNativeReads (reads: NativeReads | undefined): void {
+    const old = this.nativeReads
+    if (old !== undefined) {
+      for (const h of this.handles.all()) {
+        if (h.mapped) { old.map(h.fd, null); h.mapped = false }
+      }
+    }
+    this.nativeReads = reads
+    this.cache.setMirror(reads?.pieces)
+  }
+
+  private nativeReads: NativeReads | undefined
+
+  /** Take the native read maps of `ino`'s handles away (their layout no longer holds). */
+  private unmapReads (ino: number): void {
+    const nr = this.nativeReads
+    if (nr === undefined) return
+    for (const h of this.handles.all()) {
+      if (h.mapped && h.file.ino === ino) { nr.map(h.fd, null); h.mapped = false }
+    }
   }
 
   /** Open inodes (for tests and diagnostics). */
@@ -430,6 +470,7 @@ export class HissFuseFs {
     of.applyRemote(stat, blocks)
     const h = this.handles.open(of, flags)
     if (!h.writable && !of.hasLocalState) this.flushFree?.(h.fd, true)
+    this.mapReads(h)
     return h.fd
   }
 
@@ -470,7 +511,27 @@ export class HissFuseFs {
 
   async read (fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handles.get(fd)
-    return h.file.read(buf, len, pos, h)
+    const nr = this.nativeReads
+    if (nr === undefined) return h.file.read(buf, len, pos, h)
+    if (h.mapped) {
+      const end = nr.progress(fd)
+      if (end >= 0) h.file.readOutsideTo(end, h)
+    }
+    const n = await h.file.read(buf, len, pos, h)
+    // The read may have loaded the block list: from now on reads of what the cache holds
+    // are answered without coming here.
+    if (this.handles.find(fd) === h) this.mapReads(h)
+    return n
+  }
+
+  /** Give `h` a native read map if its file is committed blocks only (see NativeReads). */
+  private mapReads (h: Handle): void {
+    const nr = this.nativeReads
+    if (nr === undefined || h.mapped) return
+    const l = h.file.readLayout()
+    if (l === undefined) return
+    nr.map(h.fd, { size: l.size, pieceBytes: this.cache.pieceBytes, layout: l.layout })
+    h.mapped = true
   }
 
   async write (fd: number, buf: Buffer, len: number, pos: number, _ctx?: OpContext): Promise<number> {
@@ -492,6 +553,8 @@ export class HissFuseFs {
   async release (fd: number): Promise<void> {
     // Before the number can be handed out again.
     this.flushFree?.(fd, false)
+    const h0 = this.handles.find(fd)
+    if (h0?.mapped === true) { this.nativeReads?.map(fd, null); h0.mapped = false }
     const h = this.handles.close(fd)
     if (h.file.refs === 0) await this.lastClose(h.file)
   }

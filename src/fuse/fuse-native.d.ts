@@ -113,6 +113,18 @@ declare module 'fuse-native' {
     attrCacheClear (): void
     /** hissdfs patch: answer the kernel's flush of handle `fd` natively (true) or through ops.flush (false). */
     flushFree (fd: number, on: boolean): void
+    /**
+     * hissdfs patch: native reads. pieceSet hands the addon a cached piece of a block (the
+     * buffer must stay unchanged until pieceDelete of it returns); readMap gives handle `fd`
+     * its file's size and blocks (Float64Array of offset, block id, generation per block),
+     * or takes them away with null; readProgress is the end of the last read of `fd`
+     * answered natively since the previous call, or -1. No-ops while not mounted.
+     */
+    pieceSet (block: number, gen: number, idx: number, buf: Buffer): void
+    pieceDelete (block: number, gen: number, idx: number): void
+    pieceClear (): void
+    readMap (fd: number, size: number, pieceBytes: number, layout: Float64Array | null): void
+    readProgress (fd: number): number
     static readonly ENOENT: number
     static readonly EIO: number
   }

@@ -18,6 +18,8 @@ export interface Handle extends ReadCursor {
   readonly flags: number
   readonly append: boolean
   readonly writable: boolean
+  /** Reads of this handle may be answered outside JS (it has a native read map). */
+  mapped: boolean
 }
 
 export class HandleTable {
@@ -37,6 +39,7 @@ export class HandleTable {
       flags,
       append: (flags & O_APPEND) !== 0,
       writable: acc === O_WRONLY || acc === O_RDWR,
+      mapped: false,
       ...newReadCursor(),
     }
     this.handles.set(fd, h)
@@ -57,6 +60,9 @@ export class HandleTable {
     h.file.refs--
     return h
   }
+
+  /** The handle, if `fd` is open. */
+  find (fd: number): Handle | undefined { return this.handles.get(fd) }
 
   all (): Handle[] { return [...this.handles.values()] }
 }

@@ -175,6 +175,22 @@ export class HissMount {
       })
     }
     if (typeof fuse.flushFree === 'function') this.fs.setFlushFree((fd, on) => { fuse.flushFree(fd, on) })
+    // Reads of data the block cache holds are answered by the addon's libfuse threads,
+    // without a hop into JS per 128 KiB (see NativeReads).
+    if (typeof fuse.readMap === 'function') {
+      this.fs.setNativeReads({
+        map: (fd, f) => {
+          if (f === null) fuse.readMap(fd, 0, 0, null)
+          else fuse.readMap(fd, f.size, f.pieceBytes, f.layout)
+        },
+        progress: fd => fuse.readProgress(fd),
+        pieces: {
+          set: (id, gen, idx, buf) => { fuse.pieceSet(id, gen, idx, buf) },
+          delete: (id, gen, idx) => { fuse.pieceDelete(id, gen, idx) },
+          clear: () => { fuse.pieceClear() },
+        },
+      })
+    }
     this.stopWatch = every(this.opts.clock, MOUNT_WATCH_MS, async () => {
       if (this.closing !== undefined) return
       if (!await isFuseMounted(mnt)) {
@@ -197,6 +213,7 @@ export class HissMount {
       this.stopWatch?.()
       this.fs.mirrorAttrs(undefined)
       this.fs.setFlushFree(undefined)
+      this.fs.setNativeReads(undefined)
       let failed = await this.fs.flushAll()
       if (unmountKernel && this.fuse !== undefined) await this.kernelUnmount(this.fuse)
       // Anything written between the first flush and the unmount.

@@ -69,6 +69,11 @@ export interface OpenFileDeps {
    * hasLocalState turns true, before any change is made under it.
    */
   onLocalState?: (ino: number) => void
+  /**
+   * The file's block list or size changed (or it may have: re-read from the NameServer,
+   * disposed): what readLayout returned before no longer holds. Synchronous.
+   */
+  onLayoutChange?: (ino: number) => void
   /** Buffers for appended data (default: one pool shared by the process). */
   writePool?: BufferPool
 }
@@ -195,6 +200,45 @@ export class OpenFile {
     } else {
       this.loaded = false
       this.sizeBytes = stat.size
+      this.deps.onLayoutChange?.(this.ino)
+    }
+  }
+
+  /**
+   * The file as committed blocks only, for reads answered outside JS (the mount's native
+   * read path): its size and (offset, block id, generation) per block. Undefined unless
+   * every byte is in a committed block with a location and nothing is pending here.
+   * Valid until onLayoutChange or onLocalState.
+   */
+  readLayout (): { size: number, layout: Float64Array } | undefined {
+    if (!this.loaded || this.hasLocalState || this.disposed) return undefined
+    const n = this.slots.length
+    if (n === 0) return undefined
+    const layout = new Float64Array(n * 3)
+    let off = 0
+    for (let i = 0; i < n; i++) {
+      const s = this.slots[i]!
+      if (s.kind !== 'base' || s.located === undefined || this.offsets[i] !== off) return undefined
+      layout[3 * i] = off
+      layout[3 * i + 1] = s.located.id
+      layout[3 * i + 2] = s.located.gen
+      off += s.located.length
+    }
+    return off === this.sizeBytes ? { size: off, layout } : undefined
+  }
+
+  /**
+   * Reads of this handle up to `end` were answered outside JS: the run goes on from
+   * there, so the next read here is seen as sequential (read-ahead, release).
+   */
+  readOutsideTo (end: number, cursor: ReadCursor): void {
+    if (cursor.runReads === 0) {
+      // Only native reads so far: a run as if one read had ended there.
+      cursor.runStart = cursor.released = cursor.lastEnd = end
+      cursor.runReads = 1
+    } else if (end > cursor.lastEnd) {
+      cursor.lastEnd = end
+      cursor.runReads++
     }
   }
 
@@ -890,6 +934,7 @@ export class OpenFile {
   }
 
   private reindex (): void {
+    this.deps.onLayoutChange?.(this.ino)
     const offsets = new Array<number>(this.slots.length)
     let off = 0
     for (let i = 0; i < this.slots.length; i++) {

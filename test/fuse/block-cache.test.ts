@@ -158,3 +158,44 @@ t.test('a sequential reader through OpenFile keeps about its read-ahead window c
   t.ok(cache.cachedBytes <= 12 * piece, `cache holds about the window (${cache.cachedBytes} bytes)`)
   t.ok(cache.fetches < 64, `read-ahead fetched runs of pieces (${cache.fetches} fetches)`)
 })
+
+t.test('a mirror sees every piece that is cached, with its bytes, and loses it before its buffer is reused', async t => {
+  const data = content(200_000, 3)
+  const cache = new BlockCache(slowReader(new Map([[1, data]])), { capacityBytes: 50_000, pieceBytes: 10_000, log: silentLogger })
+  const block = located(1, data.length)
+  // What the mirror holds: a copy of each piece's bytes taken when it was set, checked
+  // against the live buffer whenever anything happens (a reused buffer would differ).
+  const held = new Map<string, { buf: Buffer, copy: Buffer }>()
+  let violations = 0
+  const check = (): void => { for (const v of held.values()) if (!v.buf.equals(v.copy)) violations++ }
+  const mirror = {
+    set (id: number, gen: number, idx: number, buf: Buffer) {
+      check()
+      t.ok(buf.equals(data.subarray(idx * 10_000, idx * 10_000 + buf.length)), `piece ${idx}: the mirror gets its bytes`)
+      held.set(`${id}:${gen}:${idx}`, { buf, copy: Buffer.from(buf) })
+    },
+    delete (id: number, gen: number, idx: number) { check(); held.delete(`${id}:${gen}:${idx}`) },
+    clear () { check(); held.clear() },
+  }
+  // Pieces cached before the mirror is attached are handed over at once.
+  const out = Buffer.alloc(data.length)
+  await cache.read(block, 1, 0, 15_000, out, 0)
+  cache.setMirror(mirror)
+  t.same([...held.keys()].sort(), ['1:1:0', '1:1:1'], 'attached: the pieces already cached')
+  for (let off = 0; off < data.length; off += 7000) {
+    const n = Math.min(7000, data.length - off)
+    await cache.read(block, 1, off, n, out, off)
+    cache.release(block, 0, Math.max(0, off - 20_000))
+  }
+  check()
+  t.ok(out.equals(data), 'bytes right')
+  t.ok(cache.recycled > 3, `buffers were reused (${cache.recycled}) while the mirror watched`)
+  t.equal(violations, 0, 'no buffer changed while the mirror held it')
+  t.ok(held.size > 0 && held.size <= 5, `the mirror holds what the cache holds (${held.size} pieces)`)
+  cache.dropBlock(block)
+  t.equal(held.size, 0, 'a dropped block leaves the mirror')
+  await cache.read(block, 1, 0, 100, out, 0)
+  t.equal(held.size, 1, 'a piece fetched again is mirrored again')
+  cache.setMirror(undefined)
+  t.equal(held.size, 0, 'detaching clears the mirror')
+})
