@@ -47,7 +47,7 @@ export const configSchema = z.object({
   'tls.key': z.string().optional(),
   'tls.ca': z.string().optional(),
   'fuse.attr.timeout.ms': z.number().int().nonnegative().default(1000),
-  'fuse.readahead.bytes': bytes.default(8 * 1024 * 1024),
+  'fuse.readahead.bytes': bytes.default(16 * 1024 * 1024),
   'fuse.cache.bytes': bytes.default(256 * 1024 * 1024),
 }).strict()
 
