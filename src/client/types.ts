@@ -131,6 +131,12 @@ export interface HissFs {
    * readBlock). Rejects when the range could not be read, with no more sink calls after.
    */
   readBlockInto? (block: LocatedBlock, offset: number, length: number, sink: (bytes: Buffer) => void, opts?: { ino?: number, path?: string }): Promise<void>
+  /**
+   * A whole file into `sink`, block after block through readBlockInto: the bytes are
+   * views of a reused buffer, valid only during the call (for a caller that consumes
+   * them at once, such as `cat` writing to a file). Same failover as createReadStream.
+   */
+  readInto? (path: string, sink: (bytes: Buffer) => void): Promise<void>
   /** Whole-file (or ranged) streaming read with failover. */
   createReadStream (path: string, opts?: ReadOptions): Readable
   /** Stream a file in (put): invisible until complete; overwrite replaces atomically. */

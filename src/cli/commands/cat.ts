@@ -1,7 +1,8 @@
 // `hissdfs cat REMOTE...`: stream files to stdout, with backpressure (a slow reader
 // slows the cluster read, nothing piles up in memory). Like cat(1), a failing file is
 // reported and the rest are still printed.
-import { createWriteStream, fstatSync } from 'node:fs'
+import { createWriteStream, fstatSync, writeSync } from 'node:fs'
+import { isatty } from 'node:tty'
 import type { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Command } from 'commander'
@@ -32,16 +33,38 @@ function stdoutSink (): { out: Writable, done: () => Promise<void> } {
   }
 }
 
+/**
+ * Whether stdout takes plain blocking writes (a regular file or a device such as
+ * /dev/null, not a terminal): then the bytes are written straight from the receive
+ * buffer (HissFs.readInto), without a stream's copies and allocations per chunk.
+ */
+function stdoutTakesSyncWrites (): boolean {
+  try {
+    const st = fstatSync(1)
+    return st.isFile() || (st.isCharacterDevice() && !isatty(1))
+  } catch {
+    return false
+  }
+}
+
+/** write(2) all of `bytes` to fd 1. */
+function writeAllSync (bytes: Buffer): void {
+  let off = 0
+  while (off < bytes.length) off += writeSync(1, bytes, off, bytes.length - off)
+}
+
 export function registerCat (program: Command): void {
   program.command('cat')
     .description('print remote files to stdout')
     .argument('<remote...>', 'remote files')
     .action(clientAction('cat', async (ctx, args) => {
+      const direct = stdoutTakesSyncWrites() && ctx.fs.readInto !== undefined
       const sink = stdoutSink()
       for (const raw of args[0] as string[]) {
         try {
           const p = toRemotePath(raw)
-          await pipeline(ctx.fs.createReadStream(p), sink.out, { end: false })
+          if (direct) await ctx.fs.readInto!(p, writeAllSync)
+          else await pipeline(ctx.fs.createReadStream(p), sink.out, { end: false })
         } catch (err) {
           // The reader went away (`| head`): stop quietly, as cat(1) does on SIGPIPE.
           if (isBrokenPipe(err)) throw new ExitWith(0)
