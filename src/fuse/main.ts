@@ -10,7 +10,7 @@ import { createLogger, type Logger } from '../common/log.js'
 import { resolveConfigPath } from '../common/config-path.js'
 import { createClient } from '../client/hiss-client.js'
 import { processIdentity } from '../client/identity.js'
-import { tuneGc } from './gc-tuning.js'
+import { tuneGc } from '../common/gc-tuning.js'
 import { HissMount } from './mount.js'
 
 

@@ -2,6 +2,7 @@
 // clean stop (SIGINT/SIGTERM) unregisters from the NameServer first.
 import type { Command } from 'commander'
 import { HissError } from '../../common/errors.js'
+import { tuneGc } from '../../common/gc-tuning.js'
 import { runDaemon } from '../daemon.js'
 
 export function parsePort (v: string | undefined): number | undefined {
@@ -23,6 +24,8 @@ export function registerDataserver (program: Command): void {
         process.stderr.write(`hissdfs: ${(err as Error).message}\n`)
         process.exit(2)
       }
+      // Before any block data moves (see gc-tuning.ts).
+      tuneGc()
       const code = await runDaemon({
         role: 'dataserver',
         configFlag: config,
