@@ -110,8 +110,10 @@ async function suite (t: Test): Promise<void> {
       t.equal((await stat(join(d, 'f3'))).size, 3, 'open for writing, nothing written yet: the committed size')
       await fh.write(Buffer.alloc(5000, 1), 0, 5000, 0)
       t.equal((await stat(join(d, 'f3'))).size, 5000, 'stat by path sees the unflushed size')
+      t.equal((await fh.stat()).size, 5000, 'and so does fstat of the writing handle')
       await fh.write(Buffer.alloc(1000, 2), 0, 1000, 5000)
       t.equal((await stat(join(d, 'f3'))).size, 6000, 'and its growth')
+      t.equal((await fh.stat()).size, 6000, 'fstat too')
     } finally {
       await fh.close()
     }
