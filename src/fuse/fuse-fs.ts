@@ -79,6 +79,7 @@ export class HissFuseFs {
       readaheadBytes: deps.cfg['fuse.readahead.bytes'],
       onCommit: stat => { this.attrs.updateIno(stat) },
       onLayoutChange: ino => { this.unmapReads(ino) },
+      onViewChange: ino => { this.viewChanged(ino) },
       onLocalState: ino => {
         this.attrs.unmirrorIno(ino)
         this.unmapReads(ino)
@@ -90,12 +91,39 @@ export class HissFuseFs {
   }
 
   /**
-   * Let `mirror` answer the kernel's getattr for what the attribute cache holds, except
-   * files with local state here (a write session or uncommitted writes: their attributes
-   * follow the writes; see OpenFileDeps.onLocalState); undefined: stop.
+   * Let `mirror` answer the kernel's getattr for what the attribute cache holds, as this
+   * mount shows it (view: a file being written here shows its local size, mtime and
+   * deferred ownership); undefined: stop. Every change of a file's view takes its
+   * names out of the mirror synchronously and puts them back once the code that changed
+   * it has run to its next await (viewChanged), so the mirror never answers an old view.
    */
   mirrorAttrs (mirror: AttrMirror | undefined): void {
-    this.attrs.setMirror(mirror, st => st.type !== 'file' || this.files.get(st.ino)?.hasLocalState !== true)
+    this.attrs.setMirror(mirror === undefined
+      ? undefined
+      : {
+          set: (path, st, ttlMs) => { mirror.set(path, this.view(st), ttlMs) },
+          delete: path => { mirror.delete(path) },
+          clear: () => { mirror.clear() },
+        }, () => true)
+  }
+
+  /** Inodes whose view changed, to offer to the mirror again (see viewChanged). */
+  private readonly viewsToMirror = new Set<number>()
+
+  /**
+   * `ino`'s view changed (OpenFileDeps.onViewChange): out of the mirror now, back with
+   * the new view in a microtask, i.e. before any op that made the change can reply.
+   */
+  private viewChanged (ino: number): void {
+    this.attrs.unmirrorIno(ino)
+    if (this.viewsToMirror.size === 0) {
+      queueMicrotask(() => {
+        const inos = [...this.viewsToMirror]
+        this.viewsToMirror.clear()
+        for (const i of inos) this.attrs.remirrorIno(i)
+      })
+    }
+    this.viewsToMirror.add(ino)
   }
 
   /**

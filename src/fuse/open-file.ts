@@ -74,6 +74,12 @@ export interface OpenFileDeps {
    * disposed): what readLayout returned before no longer holds. Synchronous.
    */
   onLayoutChange?: (ino: number) => void
+  /**
+   * What localStat returns may have changed (size, mtime, deferred ownership, or whether
+   * there is local state at all). Called synchronously by every such change, before
+   * anything else can see it.
+   */
+  onViewChange?: (ino: number) => void
   /** Buffers for appended data (default: one pool shared by the process). */
   writePool?: BufferPool
 }
@@ -149,15 +155,17 @@ export class OpenFile {
   refs = 0
   private slots: Slot[] = []
   private offsets: number[] = []
-  private sizeBytes = 0
   private blockSizeBytes: number
   private loaded = false
-  private session: WriteSession | undefined
-  private dirtyFlag = false
-  private mtimeNs: string
-  /** A chmod/chown deferred to the next commit (see deferOwnership). */
-  private ownership: { mode?: number, uid?: number, gid?: number } = {}
   private stat: FileStat
+  // What localStat is made of. Each is an accessor whose setter tells onViewChange, so no
+  // change of the attributes this mount shows can slip past the native attribute table.
+  private sizeValue = 0
+  private sessionValue: WriteSession | undefined
+  private dirtyValue = false
+  private mtimeValue: string
+  /** A chmod/chown deferred to the next commit (see deferOwnership). */
+  private ownershipValue: { mode?: number, uid?: number, gid?: number } = {}
   private readonly lock = new Mutex()
   private readonly sealed: BlockUpload[] = []
   private disposed = false
@@ -165,9 +173,23 @@ export class OpenFile {
   constructor (private readonly deps: OpenFileDeps, stat: FileStat, public path: string) {
     this.stat = stat
     this.blockSizeBytes = stat.blockSize > 0 ? stat.blockSize : 64 * 1024 * 1024
-    this.mtimeNs = stat.mtimeNs
-    this.sizeBytes = stat.size
+    this.mtimeValue = stat.mtimeNs
+    this.sizeValue = stat.size
   }
+
+  private get sizeBytes (): number { return this.sizeValue }
+  private set sizeBytes (v: number) { this.sizeValue = v; this.viewChanged() }
+  private get session (): WriteSession | undefined { return this.sessionValue }
+  private set session (v: WriteSession | undefined) { this.sessionValue = v; this.viewChanged() }
+  private get dirtyFlag (): boolean { return this.dirtyValue }
+  private set dirtyFlag (v: boolean) { this.dirtyValue = v; this.viewChanged() }
+  private get mtimeNs (): string { return this.mtimeValue }
+  private set mtimeNs (v: string) { this.mtimeValue = v; this.viewChanged() }
+  private get ownership (): { mode?: number, uid?: number, gid?: number } { return this.ownershipValue }
+  private set ownership (v: { mode?: number, uid?: number, gid?: number }) { this.ownershipValue = v; this.viewChanged() }
+
+  /** Synchronously, on every change of what localStat returns (see onViewChange). */
+  private viewChanged (): void { this.deps.onViewChange?.(this.ino) }
 
   get ino (): number { return this.stat.ino }
   get size (): number { return this.sizeBytes }

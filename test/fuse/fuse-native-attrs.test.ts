@@ -114,10 +114,28 @@ async function suite (t: Test): Promise<void> {
       await fh.write(Buffer.alloc(1000, 2), 0, 1000, 5000)
       t.equal((await stat(join(d, 'f3'))).size, 6000, 'and its growth')
       t.equal((await fh.stat()).size, 6000, 'fstat too')
+      // Answered natively from the view this mount shows, which follows every change.
+      await settle()
+      log.take()
+      for (const [what, change, size, mode] of [
+        ['a write', async () => { await fh.write(Buffer.alloc(100, 3), 0, 100, 6000) }, 6100, undefined],
+        ['an ftruncate', async () => { await fh.truncate(4000) }, 4000, undefined],
+        ['an fchmod', async () => { await fh.chmod(0o600) }, 4000, 0o600],
+        ['a write past the end', async () => { await fh.write(Buffer.alloc(10, 4), 0, 10, 9000) }, 9010, 0o600],
+      ] as const) {
+        await change()
+        for (let i = 0; i < 5; i++) {
+          const st = await stat(join(d, 'f3'))
+          t.equal(st.size, size, `after ${what}: the size at once (${i})`)
+          if (mode !== undefined) t.equal(st.mode & 0o7777, mode, `after ${what}: the mode`)
+        }
+      }
+      await settle()
+      t.ok((log.take()['/files/f3'] ?? 0) <= 4, 'stats of the file being written: at most one getattr in JS per change')
     } finally {
       await fh.close()
     }
-    t.equal((await stat(join(d, 'f3'))).size, 6000, 'after close')
+    t.equal((await stat(join(d, 'f3'))).size, 9010, 'after close')
 
     // Close-to-open across mounts, with this mount's cached (native) attributes fresh.
     await stat(join(d, 'f5'))
