@@ -1,11 +1,12 @@
-// `hissdfs cat` with stdout on a regular file or /dev/null writes the bytes straight
-// from its receive buffer (HissFs.readInto) instead of through a stream. Shown here with
-// real processes: several files of many blocks concatenate exactly, a missing file and
-// a directory among them are reported while the rest are still printed (cat(1)), and a
-// killed DataServer holding replicas is read around.
+// `hissdfs cat` with stdout on a regular file or /dev/null, and `hissdfs get` into a
+// local file, write the bytes straight from the receive buffer (HissFs.readInto) instead
+// of through a stream. Shown here with real processes: several files of many blocks
+// concatenate exactly, a missing file and a directory among them are reported while the
+// rest are still printed (cat(1)), get copies exactly and leaves nothing behind when it
+// fails, and a killed DataServer holding replicas is read around.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { open, readFile, writeFile } from 'node:fs/promises'
+import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CLI_MAIN, startCluster, type Cluster } from '../helpers/cluster.js'
 import { randomData, sha256, tempDir } from '../helpers/cluster-files.js'
@@ -58,8 +59,24 @@ t.test('cat into a regular file', async t => {
   t.match(r.stderr, /dir/, 'the directory is reported')
   t.equal((await readFile(out)).toString(), 'small file\nsmall file\n', 'the other files are still printed')
 
+  const got = join(local, 'got')
+  let g = await c.cli(['get', '/big', got])
+  t.equal(g.code, 0, `get: exit 0${g.stderr === '' ? '' : ': ' + g.stderr}`)
+  t.equal(sha256(await readFile(got)), sha256(big), 'get: the file, byte for byte')
+  t.equal((await stat(got)).mode & 0o777, 0o644, 'get: the remote mode')
+  g = await c.cli(['get', '/nope', join(local, 'nope')])
+  t.not(g.code, 0, 'get of a missing file: non-zero exit')
+  t.same((await readdir(local)).filter(n => n.startsWith('nope')), [], 'and no file or temp file left')
+  g = await c.cli(['get', '/dir', join(local, 'dircopy')])
+  t.not(g.code, 0, 'get of a directory: non-zero exit')
+  t.same((await readdir(local)).filter(n => n.startsWith('dircopy')), [], 'and nothing left')
+
   await c.killDataServer(0, 'SIGKILL')
   r = await catTo(c, out, ['/big'])
   t.equal(r.code, 0, `with a DataServer killed: exit 0${r.stderr === '' ? '' : ': ' + r.stderr}`)
   t.equal(sha256(await readFile(out)), sha256(big), 'and the content read around it')
+  g = await c.cli(['get', '/big', join(local, 'got2')])
+  t.equal(g.code, 0, 'get with a DataServer killed: exit 0')
+  t.equal(sha256(await readFile(join(local, 'got2'))), sha256(big), 'get reads around it too')
+  t.same((await readdir(local)).filter(n => n.includes('.tmp-')), [], 'no temp files left by get')
 })

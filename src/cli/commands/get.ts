@@ -1,7 +1,7 @@
 // `hissdfs get REMOTE LOCAL`: stream a file out of the cluster into LOCAL.tmp-xxxx,
 // then rename it over LOCAL, so LOCAL is never seen half-written. LOCAL may be an
 // existing directory (the file lands under the remote basename) or - for stdout.
-import { createWriteStream } from 'node:fs'
+import { closeSync, createWriteStream, fsyncSync, openSync, writeSync } from 'node:fs'
 import { rename, stat, unlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join, basename } from 'node:path'
@@ -50,8 +50,25 @@ export function registerGet (program: Command): void {
         transform (chunk: Buffer, _enc, cb) { got += chunk.length; progress.update(got); cb(null, chunk) },
       })
       try {
-        await onPath(remote, () => pipeline(ctx.fs.createReadStream(remote), counter,
-          createWriteStream(tmp, { flags: 'wx', mode: st.mode & 0o777, flush: true })))
+        const readInto = ctx.fs.readInto?.bind(ctx.fs)
+        if (readInto !== undefined) {
+          // Written straight from the receive buffer (see HissFs.readInto), then fsync'd.
+          const fd = await onPath(dest, async () => openSync(tmp, 'wx', st.mode & 0o777))
+          try {
+            await onPath(remote, () => readInto(remote, bytes => {
+              let off = 0
+              while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off)
+              got += bytes.length
+              progress.update(got)
+            }))
+            fsyncSync(fd)
+          } finally {
+            closeSync(fd)
+          }
+        } else {
+          await onPath(remote, () => pipeline(ctx.fs.createReadStream(remote), counter,
+            createWriteStream(tmp, { flags: 'wx', mode: st.mode & 0o777, flush: true })))
+        }
         // The stream ended early without an error: never pass off a short copy as whole.
         if (got < st.size) throw new PathFailure(remote, HissError.EIO(`short read: ${got} of ${st.size} bytes`))
         await onPath(dest, () => rename(tmp, dest))
