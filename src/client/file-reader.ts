@@ -11,7 +11,7 @@ import type { ReadOptions } from './types.js'
 
 export type OpenBlock = (block: LocatedBlock, offset: number, length: number, opts: { ino?: number, path?: string }) => Readable
 
-interface Segment { block: LocatedBlock, offset: number, length: number }
+export interface Segment { block: LocatedBlock, offset: number, length: number }
 
 /** Bytes left in the current block when the next block's request starts. */
 export const NEXT_BLOCK_LEAD_BYTES = 2 * 1024 * 1024
@@ -27,6 +27,25 @@ export function planSegments (blocks: readonly LocatedBlock[], start: number, en
     if (to > from) out.push({ block: b, offset: from - b.offset, length: to - from })
   }
   return out
+}
+
+/** What to read of a file: its stat and the block segments covering [start, end). */
+export interface ReadPlan { ino: number, start: number, end: number, segments: Segment[] }
+
+/**
+ * Ask the NameServer for `path`'s blocks and plan the read of [start, start+length)
+ * (all of it by default). Refuses a directory and a plan that does not cover the range.
+ */
+export async function planRead (ns: NameServerClient, path: string, start = 0, length?: number): Promise<ReadPlan> {
+  if (!Number.isSafeInteger(start) || start < 0) throw HissError.EINVAL('read start must be a non-negative integer')
+  if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) throw HissError.EINVAL('read length must be a non-negative integer')
+  const plan = await ns.blocks({ path }, length === undefined ? undefined : { offset: start, length })
+  if (plan.stat.type === 'dir') throw HissError.EISDIR(path)
+  const end = length === undefined ? plan.stat.size : Math.min(plan.stat.size, start + length)
+  const segments = planSegments(plan.blocks, start, end)
+  const covered = segments.reduce((s, x) => s + x.length, 0)
+  if (covered < Math.max(0, end - start)) throw HissError.EIO(`read plan of ${path} covers ${covered} of ${end - start} bytes`)
+  return { ino: plan.stat.ino, start, end, segments }
 }
 
 export class FileReadStream extends Readable {
@@ -66,17 +85,9 @@ export class FileReadStream extends Readable {
   }
 
   private async start (): Promise<void> {
-    const start = this.opts.start ?? 0
-    const length = this.opts.length
-    if (!Number.isSafeInteger(start) || start < 0) throw HissError.EINVAL('read start must be a non-negative integer')
-    if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) throw HissError.EINVAL('read length must be a non-negative integer')
-    const plan = await this.ns.blocks({ path: this.path }, length === undefined ? undefined : { offset: start, length })
-    if (plan.stat.type === 'dir') throw HissError.EISDIR(this.path)
-    this.ino = plan.stat.ino
-    const end = length === undefined ? plan.stat.size : Math.min(plan.stat.size, start + length)
-    this.segments = planSegments(plan.blocks, start, end)
-    const covered = this.segments.reduce((s, x) => s + x.length, 0)
-    if (covered < Math.max(0, end - start)) throw HissError.EIO(`read plan of ${this.path} covers ${covered} of ${end - start} bytes`)
+    const plan = await planRead(this.ns, this.path, this.opts.start, this.opts.length)
+    this.ino = plan.ino
+    this.segments = plan.segments
     this.openNext()
   }
 

@@ -5,12 +5,12 @@ import { hostname, tmpdir } from 'node:os'
 import type { Readable } from 'node:stream'
 import { SystemClock, type Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
-import { HissError, isHissError } from '../common/errors.js'
+import { isHissError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
 import { HEADER_TOKEN, type AddBlockReply, type DirEntry, type FileStat, type FsckReply, type LocatedBlock, type PingReply, type ReportReply, type StatfsReply, type WriteOpenReply } from '../common/protocol.js'
 import { fetchRange } from './block-fetch.js'
 import { BlockReadStream, type BlockReadOptions } from './block-reader.js'
-import { FileReadStream, planSegments } from './file-reader.js'
+import { FileReadStream, planRead } from './file-reader.js'
 import { putFile } from './file-writer.js'
 import { HttpClient } from './http.js'
 import { processIdentity } from './identity.js'
@@ -171,12 +171,8 @@ export class HissClient implements HissFs {
   }
 
   async readInto (path: string, sink: (bytes: Buffer) => void): Promise<void> {
-    const plan = await this.ns.blocks({ path })
-    if (plan.stat.type === 'dir') throw HissError.EISDIR(path)
-    const segments = planSegments(plan.blocks, 0, plan.stat.size)
-    const covered = segments.reduce((s, x) => s + x.length, 0)
-    if (covered < plan.stat.size) throw HissError.EIO(`read plan of ${path} covers ${covered} of ${plan.stat.size} bytes`)
-    for (const s of segments) await this.readBlockInto(s.block, s.offset, s.length, sink, { ino: plan.stat.ino, path })
+    const plan = await planRead(this.ns, path)
+    for (const s of plan.segments) await this.readBlockInto(s.block, s.offset, s.length, sink, { ino: plan.ino, path })
   }
 
   createReadStream (path: string, opts: ReadOptions = {}): Readable {

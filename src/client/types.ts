@@ -136,7 +136,7 @@ export interface HissFs {
    * views of a reused buffer, valid only during the call (for a caller that consumes
    * them at once, such as `cat` writing to a file). Same failover as createReadStream.
    */
-  readInto? (path: string, sink: (bytes: Buffer) => void): Promise<void>
+  readInto (path: string, sink: (bytes: Buffer) => void): Promise<void>
   /** Whole-file (or ranged) streaming read with failover. */
   createReadStream (path: string, opts?: ReadOptions): Readable
   /** Stream a file in (put): invisible until complete; overwrite replaces atomically. */

@@ -1,6 +1,8 @@
 // Writing every byte of a list of buffers with writev: a short write continues with what
 // is left (buffers sliced, never copied). One loop for the DataServer's write-behind
-// (at the file's position) and the mount's spool (at given offsets).
+// (at the file's position) and the mount's spool (at given offsets); writeAllSync is the
+// blocking form for the CLI writing received bytes to a local file or stdout.
+import { writeSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 
 /** `list` without its first `n` bytes. */
@@ -28,4 +30,10 @@ export async function writevAll (fh: FileHandle, bufs: readonly Uint8Array[], to
     done += bytesWritten
     list = afterBytes(list, bytesWritten)
   }
+}
+
+/** write(2) every byte of `bytes` to `fd` at its position (a short write continues). */
+export function writeAllSync (fd: number, bytes: Uint8Array): void {
+  let off = 0
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off)
 }

@@ -5,8 +5,8 @@
 // rest are still printed (cat(1)), get copies exactly and leaves nothing behind when it
 // fails, and a killed DataServer holding replicas is read around.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CLI_MAIN, startCluster, type Cluster } from '../helpers/cluster.js'
 import { randomData, sha256, tempDir } from '../helpers/cluster-files.js'
@@ -70,6 +70,25 @@ t.test('cat into a regular file', async t => {
   g = await c.cli(['get', '/dir', join(local, 'dircopy')])
   t.not(g.code, 0, 'get of a directory: non-zero exit')
   t.same((await readdir(local)).filter(n => n.startsWith('dircopy')), [], 'and nothing left')
+
+  // A full local disk: the local file is named, nothing is left behind (root only: the
+  // test mounts a 1 MiB tmpfs of its own).
+  if (process.getuid?.() === 0) {
+    const small = join(local, 'small-fs')
+    await mkdir(small)
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small])
+    t.equal(m.status, 0, 'a 1 MiB tmpfs for the full-disk case')
+    t.teardown(() => { spawnSync('umount', ['-l', small]) })
+    g = await c.cli(['get', '/big', join(small, 'big')])
+    t.not(g.code, 0, 'get into a full disk: non-zero exit')
+    t.match(g.stderr, /small-fs\/big.*no space/i, 'the message names the local file and the full disk')
+    t.same(await readdir(small), [], 'and no file or temp file is left on it')
+  } else {
+    t.comment('full-disk case skipped: mounting a tmpfs needs root')
+  }
+  r = await catTo(c, '/dev/full', ['/small', '/big'])
+  t.not(r.code, 0, 'cat into /dev/full: non-zero exit')
+  t.match(r.stderr, /no space/i, 'the write error is reported')
 
   await c.killDataServer(0, 'SIGKILL')
   r = await catTo(c, out, ['/big'])

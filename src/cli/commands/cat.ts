@@ -1,7 +1,7 @@
 // `hissdfs cat REMOTE...`: stream files to stdout, with backpressure (a slow reader
 // slows the cluster read, nothing piles up in memory). Like cat(1), a failing file is
 // reported and the rest are still printed.
-import { createWriteStream, fstatSync, writeSync } from 'node:fs'
+import { createWriteStream, fstatSync } from 'node:fs'
 import { isatty } from 'node:tty'
 import type { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -9,6 +9,7 @@ import type { Command } from 'commander'
 import { clientAction } from '../run-client.js'
 import { displayPath, toRemotePath } from '../remote-path.js'
 import { ExitWith } from '../errors.js'
+import { writeAllSync } from '../../common/writev-all.js'
 
 function isBrokenPipe (err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 'EPIPE'
@@ -47,23 +48,17 @@ function stdoutTakesSyncWrites (): boolean {
   }
 }
 
-/** write(2) all of `bytes` to fd 1. */
-function writeAllSync (bytes: Buffer): void {
-  let off = 0
-  while (off < bytes.length) off += writeSync(1, bytes, off, bytes.length - off)
-}
-
 export function registerCat (program: Command): void {
   program.command('cat')
     .description('print remote files to stdout')
     .argument('<remote...>', 'remote files')
     .action(clientAction('cat', async (ctx, args) => {
-      const direct = stdoutTakesSyncWrites() && ctx.fs.readInto !== undefined
+      const direct = stdoutTakesSyncWrites()
       const sink = stdoutSink()
       for (const raw of args[0] as string[]) {
         try {
           const p = toRemotePath(raw)
-          if (direct) await ctx.fs.readInto!(p, writeAllSync)
+          if (direct) await ctx.fs.readInto(p, bytes => { writeAllSync(1, bytes) })
           else await pipeline(ctx.fs.createReadStream(p), sink.out, { end: false })
         } catch (err) {
           // The reader went away (`| head`): stop quietly, as cat(1) does on SIGPIPE.

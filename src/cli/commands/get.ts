@@ -1,17 +1,17 @@
-// `hissdfs get REMOTE LOCAL`: stream a file out of the cluster into LOCAL.tmp-xxxx,
+// `hissdfs get REMOTE LOCAL`: copy a file out of the cluster into LOCAL.tmp-xxxx,
 // then rename it over LOCAL, so LOCAL is never seen half-written. LOCAL may be an
 // existing directory (the file lands under the remote basename) or - for stdout.
-import { closeSync, createWriteStream, fsyncSync, openSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync } from 'node:fs'
 import { rename, stat, unlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join, basename } from 'node:path'
-import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Command } from 'commander'
 import { HissError } from '../../common/errors.js'
 import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { PathFailure } from '../errors.js'
 import { createProgress } from '../progress.js'
+import { writeAllSync } from '../../common/writev-all.js'
 
 async function localDestination (local: string, remote: string): Promise<string> {
   try {
@@ -46,30 +46,25 @@ export function registerGet (program: Command): void {
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
       let got = 0
-      const counter = new Transform({
-        transform (chunk: Buffer, _enc, cb) { got += chunk.length; progress.update(got); cb(null, chunk) },
-      })
       try {
-        const readInto = ctx.fs.readInto?.bind(ctx.fs)
-        if (readInto !== undefined) {
-          // Written straight from the receive buffer (see HissFs.readInto), then fsync'd.
-          const fd = await onPath(dest, async () => openSync(tmp, 'wx', st.mode & 0o777))
-          try {
-            await onPath(remote, () => readInto(remote, bytes => {
-              let off = 0
-              while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off)
-              got += bytes.length
-              progress.update(got)
-            }))
-            fsyncSync(fd)
-          } finally {
-            closeSync(fd)
-          }
-        } else {
-          await onPath(remote, () => pipeline(ctx.fs.createReadStream(remote), counter,
-            createWriteStream(tmp, { flags: 'wx', mode: st.mode & 0o777, flush: true })))
+        // Written straight from the receive buffer (HissFs.readInto), then fsync'd. A
+        // failed local write (a full disk) names the local file, not the remote one.
+        const fd = await onPath(dest, async () => openSync(tmp, 'wx', st.mode & 0o777))
+        try {
+          await onPath(remote, () => ctx.fs.readInto(remote, bytes => {
+            try {
+              writeAllSync(fd, bytes)
+            } catch (err) {
+              throw new PathFailure(dest, err)
+            }
+            got += bytes.length
+            progress.update(got)
+          }))
+          await onPath(dest, async () => { fsyncSync(fd) })
+        } finally {
+          closeSync(fd)
         }
-        // The stream ended early without an error: never pass off a short copy as whole.
+        // The read ended early without an error: never pass off a short copy as whole.
         if (got < st.size) throw new PathFailure(remote, HissError.EIO(`short read: ${got} of ${st.size} bytes`))
         await onPath(dest, () => rename(tmp, dest))
       } catch (err) {
