@@ -1,7 +1,8 @@
 // One block write (PUT /v1/blocks/:id): store locally while forwarding down the
 // pipeline (a small block to all its hops at once, see FAN_OUT_MAX_BYTES), then answer
-// once (a) the local copy is durable and (b) the downstream replied or failed. The NameServer is told (incremental `received`) as soon as the
-// local copy is durable, without holding the reply: a commit waits for the reports.
+// once (a) the local copy is durable and (b) the downstream replied or failed. The
+// NameServer is told (incremental `received`) as soon as the local copy is durable,
+// without holding the reply: a commit waits for the reports.
 import type { Logger } from '../common/log.js'
 import type { DataServerRef, ReplicaTuple, WriteBlockReply } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'

@@ -43,7 +43,6 @@ export interface BlockStoreOptions {
   statfs?: (path: string) => Promise<FsSpace>
 }
 
-
 /**
  * A block announced at most this long, or of unknown length, is gathered in memory up to
  * this much before its files are made: one that never arrives whole (a dropped upload, a
@@ -292,9 +291,10 @@ export class BlockStore {
    *
    * Few sequential waits: the free-space check uses the cached statfs (see checkRoom); a
    * small block is gathered first (SMALL_WRITE_BYTES); both temp files are opened at once
-   * while the first pieces are already pulled (and so forwarded down the pipeline); the data's last write + fsync and the checksums' write + fsync
-   * run side by side; the handles close while the renames run. Both fsync the
-   * subdirectory through a kept handle.
+   * while the first pieces are already pulled (and so forwarded down the pipeline); the
+   * data's last write + fsync and the checksums' write + fsync run side by side; the
+   * handles close while the renames run. Both fsync the subdirectory through a kept
+   * handle.
    */
   async write (id: number, gen: number, source: AsyncIterable<Uint8Array>, opts: { expectedLength?: number | undefined } = {}): Promise<WriteResult> {
     this.checkWritable(id, gen)

@@ -80,8 +80,9 @@ export class HissFuseFs {
       onCommit: stat => { this.attrs.updateIno(stat) },
       onLayoutChange: ino => { this.unmapReads(ino) },
       onViewChange: ino => { this.viewChanged(ino) },
+      // The attribute mirror needs nothing here: hasLocalState turning true is a view
+      // change (onViewChange) like any other.
       onLocalState: ino => {
-        this.attrs.unmirrorIno(ino)
         this.unmapReads(ino)
         // Its flush may have work to do from now on: every handle's flush goes to JS.
         const mark = this.flushFree
@@ -619,10 +620,8 @@ export class HissFuseFs {
       throw err
     }
     if (of.refs === 0 && !of.hasLocalState) {
-      if (this.files.get(of.ino) === of) {
-        this.files.delete(of.ino)
-        this.attrs.remirrorIno(of.ino)
-      }
+      // Without local state its view is its committed stat, so the mirror is current.
+      if (this.files.get(of.ino) === of) this.files.delete(of.ino)
       await of.dispose()
     }
   }

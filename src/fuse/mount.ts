@@ -167,30 +167,27 @@ export class HissMount {
     // Cached attributes go into the patched addon's native table as well, which then
     // answers the kernel's getattr (one per directory on every path walk, with
     // default_permissions and attr_timeout=0) without a hop into JS.
-    if (typeof fuse.attrCacheSet === 'function') {
-      this.fs.mirrorAttrs({
-        set: (path, st, ttlMs) => { fuse.attrCacheSet(path, toFuseStat(st), ttlMs) },
-        delete: path => { fuse.attrCacheDelete(path) },
-        clear: () => { fuse.attrCacheClear() },
-      })
-    }
-    if (typeof fuse.flushFree === 'function') this.fs.setFlushFree((fd, on) => { fuse.flushFree(fd, on) })
+    // (The patched addon is the only one fuse-native loads: its index.js refuses others.)
+    this.fs.mirrorAttrs({
+      set: (path, st, ttlMs) => { fuse.attrCacheSet(path, toFuseStat(st), ttlMs) },
+      delete: path => { fuse.attrCacheDelete(path) },
+      clear: () => { fuse.attrCacheClear() },
+    })
+    this.fs.setFlushFree((fd, on) => { fuse.flushFree(fd, on) })
     // Reads of data the block cache holds are answered by the addon's libfuse threads,
     // without a hop into JS per 128 KiB (see NativeReads).
-    if (typeof fuse.readMap === 'function') {
-      this.fs.setNativeReads({
-        map: (fd, f) => {
-          if (f === null) fuse.readMap(fd, 0, 0, null)
-          else fuse.readMap(fd, f.size, f.pieceBytes, f.layout)
-        },
-        progress: fd => fuse.readProgress(fd),
-        pieces: {
-          set: (id, gen, idx, buf) => { fuse.pieceSet(id, gen, idx, buf) },
-          delete: (id, gen, idx) => { fuse.pieceDelete(id, gen, idx) },
-          clear: () => { fuse.pieceClear() },
-        },
-      })
-    }
+    this.fs.setNativeReads({
+      map: (fd, f) => {
+        if (f === null) fuse.readMap(fd, 0, 0, null)
+        else fuse.readMap(fd, f.size, f.pieceBytes, f.layout)
+      },
+      progress: fd => fuse.readProgress(fd),
+      pieces: {
+        set: (id, gen, idx, buf) => { fuse.pieceSet(id, gen, idx, buf) },
+        delete: (id, gen, idx) => { fuse.pieceDelete(id, gen, idx) },
+        clear: () => { fuse.pieceClear() },
+      },
+    })
     this.stopWatch = every(this.opts.clock, MOUNT_WATCH_MS, async () => {
       if (this.closing !== undefined) return
       if (!await isFuseMounted(mnt)) {
