@@ -11,32 +11,19 @@
 import t, { type Test } from 'tap'
 import { chmod, mkdir, open, readFile, rename, rmdir, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, mountOpLog, settleMountLog, shOk, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 import { waitUntil } from '../helpers/wait-until.js'
 
-/** The mount's FUSE ops (debug log): getattr by path, and every op by name as `op:<name>`. */
-const opLog = (): MountLogCounter => new MountLogCounter(j => {
-  if ((j.msg !== 'op' && j.msg !== 'op failed') || typeof j.op !== 'string') return []
-  const name = `op:${j.op.split(' ')[0]!}`
-  return j.op.startsWith('getattr ') ? [j.op.slice('getattr '.length), name] : [name]
-})
-
 async function suite (t: Test): Promise<void> {
   const cluster = await startCluster(t, { config: STABLE, dataServers: 1, replication: 1 })
-  const log = opLog()
+  const log = mountOpLog()
   const a = await startMount(t, cluster.cfg, {
     config: { 'log.level': 'debug', 'fuse.attr.timeout.ms': 600_000 },
     onStderr: d => { log.feed(d) },
   })
   const b = await startMount(t, cluster.cfg, { config: { 'fuse.attr.timeout.ms': 300 } })
-  // Every op line logged so far has arrived once the line of a lookup made after them has.
-  let marks = 0
-  const settle = async (): Promise<void> => {
-    const name = `/.mark${++marks}`
-    await stat(join(a.dir, name)).catch(() => {})
-    await waitUntil(() => log.seen(name), { timeoutMs: 10_000, what: 'the mount log to catch up' })
-  }
+  const settle = (): Promise<void> => settleMountLog(a.dir, log)
 
   await t.test('path walks through cached directories stay out of JS', async t => {
     const deep = join(a.dir, 'w1', 'w2', 'w3')

@@ -12,21 +12,13 @@ import { open, readFile, writeFile } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { randomBytes, createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, startMount } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, mountOpLog, settleMountLog, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
-import { waitUntil } from '../helpers/wait-until.js'
 import { Rng } from '../helpers/rng.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const READ = 128 * KiB
-
-/** The mount's FUSE ops (debug log) by name, as `op:<name>`; lookups also by path. */
-const opLog = (): MountLogCounter => new MountLogCounter(j => {
-  if ((j.msg !== 'op' && j.msg !== 'op failed') || typeof j.op !== 'string') return []
-  const [name, arg] = j.op.split(' ')
-  return name === 'getattr' && arg !== undefined ? [`op:${name}`, arg] : [`op:${name!}`]
-})
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -49,16 +41,10 @@ async function preadAll (fh: FileHandle, size: number, order: number[]): Promise
 
 async function suite (t: Test): Promise<void> {
   const cluster = await startCluster(t, { config: { ...STABLE, 'block.size': 2 * MiB }, dataServers: 1, replication: 1 })
-  const log = opLog()
+  const log = mountOpLog()
   const a = await startMount(t, cluster.cfg, { config: { 'log.level': 'debug' }, onStderr: d => { log.feed(d) } })
   const b = await startMount(t, cluster.cfg)
-  let marks = 0
-  // Every op line logged so far has arrived once the line of a lookup made after them has.
-  const settle = async (): Promise<void> => {
-    const name = `/.mark${++marks}`
-    await open(join(a.dir, name)).catch(() => {})
-    await waitUntil(() => log.seen(name), { timeoutMs: 10_000, what: 'the mount log to catch up' })
-  }
+  const settle = (): Promise<void> => settleMountLog(a.dir, log)
 
   const size = 5 * MiB + 12345
   const data = randomBytes(size)
@@ -148,7 +134,7 @@ async function suite (t: Test): Promise<void> {
  */
 async function modelRun (t: Test): Promise<void> {
   const cluster = await startCluster(t, { config: { ...STABLE, 'block.size': 2 * MiB }, dataServers: 1, replication: 1 })
-  const log = opLog()
+  const log = mountOpLog()
   const a = await startMount(t, cluster.cfg, { config: { 'log.level': 'debug' }, onStderr: d => { log.feed(d) } })
   const rng = new Rng(7)
   const path = join(a.dir, 'model')
@@ -168,7 +154,7 @@ async function modelRun (t: Test): Promise<void> {
       if (mismatches++ < 5) t.fail(`${what}: read ${len} at ${off} gave ${bytesRead} bytes, ${want.length} expected, ${bytesRead === want.length ? 'different' : 'short or long'}`)
     }
   }
-  await settleLog(a.dir, log)
+  await settleMountLog(a.dir, log)
   log.take()
   for (let round = 0; round < 12; round++) {
     const reader = await open(path, constants.O_RDONLY | constants.O_DIRECT)
@@ -204,19 +190,11 @@ async function modelRun (t: Test): Promise<void> {
       await reader.close()
     }
   }
-  await settleLog(a.dir, log)
+  await settleMountLog(a.dir, log)
   const js = log.take()['op:read'] ?? 0
   t.equal(mismatches, 0, `${reads} random reads matched the model`)
   t.ok(js < reads * 0.8, `some reads were answered natively (${reads - js} or more of ${reads})`)
   t.equal(sha(await readFile(path)), sha(model), 'the file after the last close')
-}
-
-/** Every op line logged so far has arrived once the line of a lookup made after them has. */
-let settleMarks = 0
-async function settleLog (dir: string, log: MountLogCounter): Promise<void> {
-  const name = `/.settle${++settleMarks}`
-  await open(join(dir, name)).catch(() => {})
-  await waitUntil(() => log.seen(name), { timeoutMs: 10_000, what: 'the mount log to catch up' })
 }
 
 const skip = fuseSkipReason()

@@ -8,13 +8,14 @@
 // and must keep answering while a tool works on the mount.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { HissConfig, HissConfigInput } from '../../src/common/config.js'
 import { startCluster, type Cluster, type ClusterOptions, type TeardownTarget } from './inprocess-cluster.js'
 import { isFuseMounted } from '../../src/common/mounts.js'
+import { waitUntil } from './wait-until.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const MOUNT_MAIN = join(REPO_ROOT, 'dist/src/fuse/main.js')
@@ -241,4 +242,27 @@ export class MountLogCounter {
     this.counts = new Map()
     return out
   }
+}
+
+/**
+ * A mount's FUSE ops (its debug log): every op by name as `op:<name>`, and getattr also
+ * by path (as the kernel's lookups and stats arrive).
+ */
+export function mountOpLog (): MountLogCounter {
+  return new MountLogCounter(j => {
+    if ((j.msg !== 'op' && j.msg !== 'op failed') || typeof j.op !== 'string') return []
+    const name = `op:${j.op.split(' ')[0]!}`
+    return j.op.startsWith('getattr ') ? [j.op.slice('getattr '.length), name] : [name]
+  })
+}
+
+let settleMarks = 0
+/**
+ * Wait until every op line the mount at `dir` logged so far has reached `log` (a
+ * mountOpLog): it has once the getattr of a lookup made after them has.
+ */
+export async function settleMountLog (dir: string, log: MountLogCounter): Promise<void> {
+  const name = `/.mark${++settleMarks}`
+  await stat(join(dir, name)).catch(() => {})
+  await waitUntil(() => log.seen(name), { timeoutMs: 10_000, what: 'the mount log to catch up' })
 }
