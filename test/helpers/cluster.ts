@@ -5,7 +5,7 @@
 // child is killed by PID on teardown (and if the test process exits).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -416,4 +416,24 @@ export async function startCluster (t: TestLike, opts: ClusterOptions = {}): Pro
   for (let i = 0; i < n; i++) await startDataServer(i)
   await waitForLive(n)
   return cluster
+}
+
+/**
+ * Run the CLI with stdout on `outFile` (a regular file, or a device such as /dev/null):
+ * what `hissdfs cat REMOTE > FILE` does in a shell. Killed after 60 s.
+ */
+export async function cliToFile (c: Cluster, outFile: string, args: string[]): Promise<{ code: number | null, stderr: string }> {
+  const out = await open(outFile, 'w')
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI_MAIN, ...args, '--config', c.configPath], { stdio: ['ignore', out.fd, 'pipe'] })
+      let stderr = ''
+      child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+      const timer = setTimeout(() => { child.kill('SIGKILL') }, 60_000)
+      child.on('error', reject)
+      child.on('close', code => { clearTimeout(timer); resolve({ code, stderr }) })
+    })
+  } finally {
+    await out.close()
+  }
 }

@@ -5,30 +5,16 @@
 // rest are still printed (cat(1)), get copies exactly and leaves nothing behind when it
 // fails, and a killed DataServer holding replicas is read around.
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CLI_MAIN, startCluster, type Cluster } from '../helpers/cluster.js'
+import { cliToFile, startCluster, type Cluster } from '../helpers/cluster.js'
 import { randomData, sha256, tempDir } from '../helpers/cluster-files.js'
 
 const MiB = 1024 * 1024
 
-/** Run the CLI with stdout on `outFile` (a regular file, or /dev/null). */
-async function catTo (c: Cluster, outFile: string, paths: string[]): Promise<{ code: number | null, stderr: string }> {
-  const out = await open(outFile, 'w')
-  try {
-    return await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI_MAIN, 'cat', ...paths, '--config', c.configPath], { stdio: ['ignore', out.fd, 'pipe'] })
-      let stderr = ''
-      child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-      const timer = setTimeout(() => { child.kill('SIGKILL') }, 60_000)
-      child.on('error', reject)
-      child.on('close', code => { clearTimeout(timer); resolve({ code, stderr }) })
-    })
-  } finally {
-    await out.close()
-  }
-}
+/** `hissdfs cat PATHS > outFile`. */
+const catTo = (c: Cluster, outFile: string, paths: string[]): Promise<{ code: number | null, stderr: string }> => cliToFile(c, outFile, ['cat', ...paths])
 
 t.test('cat into a regular file', async t => {
   const c = await startCluster(t, { dataServers: 3, replication: 3, blockSize: MiB })

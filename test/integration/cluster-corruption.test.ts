@@ -6,7 +6,7 @@ import t from 'tap'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FsckReply, ReportReply } from '../../src/common/protocol.js'
-import { startCluster } from '../helpers/cluster.js'
+import { cliToFile, startCluster } from '../helpers/cluster.js'
 import { findBlockFiles, flipByte, randomData, sha256, tempDir, type BlockFile } from '../helpers/cluster-files.js'
 import { waitUntil } from '../helpers/wait-until.js'
 
@@ -71,6 +71,10 @@ t.test('corrupt replicas are never served and get replaced', async t => {
     t.equal(r.code, 0, `cat ${i + 1}: ${r.stderr}`)
     t.equal(sha256(r.stdout), sha256(data), `cat ${i + 1} returns the right bytes`)
   }
+  // cat into a file reads straight into its buffer (HissFs.readInto), as get does.
+  const toFile = await cliToFile(c, join(local, 'cat-out'), ['cat', '/f'])
+  t.equal(toFile.code, 0, `cat into a file: ${toFile.stderr}`)
+  t.equal(sha256(await readFile(join(local, 'cat-out'))), sha256(data), 'cat into a file returns the right bytes')
   const get = await c.cli(['get', '/f', join(local, 'back')])
   t.equal(get.code, 0, 'get')
   t.equal(sha256(await readFile(join(local, 'back'))), sha256(data), 'get returns the right bytes')
