@@ -46,7 +46,7 @@ SRC=/tmp/io-micro-src-$MIB.bin
 [ -f "$SRC" ] || head -c $((MIB*1024*1024)) /dev/urandom > "$SRC"
 BYTES=$((MIB*1024*1024))
 if [ -n "${HOLD:-}" ]; then
-  echo "HOLD $W/client.json mount $W/mnt pids ${PIDS[*]}"; while true; do sleep 5; done
+  echo "HOLD $W/client.json mount $W/mnt pids ${PIDS[*]}"; while true; do sleep 5 & wait $!; done
 fi
 if [ -n "${STAGES_RUN:-}" ]; then
   for rep in $(seq 1 "$REPS"); do drop_() { sync; echo 3 > /proc/sys/vm/drop_caches; }; drop_; node ${NODE_PROF_CLI:-} "$REPO/bench/io-stages.mjs" "$W/client.json" "$SRC"; done

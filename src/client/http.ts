@@ -69,16 +69,23 @@ export class HttpClient {
   /** One JSON request, one attempt. Non-2xx replies become the server's HissError. */
   async json<T> (method: 'GET' | 'POST', url: string, req: JsonRequest = {}): Promise<T> {
     let res
+    // Our own timer rather than got's `timeout.request`, which arms a set of socket and
+    // request listeners per call: ~80 us of client CPU on every metadata round trip.
+    const call = this.got(url, {
+      method,
+      headers: req.headers,
+      ...(req.body === undefined ? {} : { json: req.body }),
+      responseType: 'text',
+    })
+    let timedOut = false
+    const timer = setTimeout(() => { timedOut = true; call.cancel() }, this.timeoutMs)
     try {
-      res = await this.got(url, {
-        method,
-        headers: req.headers,
-        ...(req.body === undefined ? {} : { json: req.body }),
-        responseType: 'text',
-        timeout: { request: this.timeoutMs },
-      })
+      res = await call
     } catch (err) {
+      if (timedOut) throw HissError.from('ETIMEDOUT', `no answer in time (${new URL(url).host})`)
       throw toHissError(err, new URL(url).host)
+    } finally {
+      clearTimeout(timer)
     }
     if (res.statusCode < 200 || res.statusCode >= 300) throw errorFromResponse(res.statusCode, res.body)
     try {

@@ -1,20 +1,20 @@
 // What this mount knows about the complete contents of a directory: the set of names
 // it held when the mount last listed it (readdir) or created it (a new directory is
-// empty), kept up to date with this mount's own creates, renames and removals. While
-// that knowledge is fresh (`fuse.attr.timeout.ms`, like attributes), a lookup of a name
-// that is not in the set is answered ENOENT without asking the NameServer: that is the
-// lookup the kernel sends before every create, mkdir, symlink and rename target.
+// empty), kept up to date with this mount's own creates, renames and removals.
 //
-// A name created on another mount can therefore stay invisible here for up to the
-// timeout after this mount listed or created its directory, as a stat may be that old
-// (NFS caches directory entries the same way). Knowledge is never refreshed by our own
-// changes, only replaced by a new listing, so it always expires on time. A generation
-// counter keeps a listing that raced with one of our own changes from being stored.
+// It is not used to answer a lookup "absent" on its own: a name another mount created
+// and closed must be found at once (close-to-open), so a lookup of a name we do not
+// hold asks the NameServer, as MooseFS does with its negative entry cache off (its
+// default). The one exception is a listing the lookup itself asked for (see
+// FuseFs.relist): that is as fresh as a stat, and knowsAbsent then answers from it.
+// Knowledge is never refreshed by our own changes, only replaced by a new listing, so it
+// always expires on time. A generation counter keeps a listing that raced with one of
+// our own changes from being stored.
 //
 // Expired knowledge is kept (bounded, LRU) as a hint: a lookup that misses in a small
 // directory we listed before re-lists it (one round trip that answers the lookups of
-// its other entries too, as `ls -l`, `rm -r`, `diff -r` and a create loop go on to
-// need) instead of asking for the one name.
+// its other entries too, as `ls -l`, `rm -r`, `diff -r` go on to need) instead of
+// asking for the one name.
 import type { Clock } from '../common/clock.js'
 
 export const DEFAULT_MAX_DIRS = 4096

@@ -174,16 +174,19 @@ export class HissFuseFs {
     if (hit !== undefined) return hit
     if (path !== '/') {
       const dir = parentOf(path)
-      const name = nameOf(path)
       // A small directory listed before: list it again, which answers this lookup and
-      // those of its other entries that usually follow.
-      if (this.dirs.worthRelisting(dir) && await this.relist(dir)) {
-        const again = this.attrs.get(path)
-        if (again !== undefined) return again
+      // those of its other entries that usually follow. A listing this lookup asked for
+      // is as fresh as a stat, so it also answers "absent"; knowledge from an earlier
+      // listing never does (close-to-open: a name another mount made and closed must be
+      // found at once, as MooseFS finds it: its negative entry cache is off by default).
+      if (this.dirs.worthRelisting(dir)) {
+        const listed = await this.relist(dir)
+        if (listed !== false) {
+          const again = this.attrs.get(path)
+          if (again !== undefined) return again
+          if (listed === 'started' && this.dirs.knowsAbsent(dir, nameOf(path))) throw HissError.ENOENT(path)
+        }
       }
-      // The kernel looks up every name before creating it: a listing (or a directory we
-      // made) that is still fresh answers that without a round trip.
-      if (this.dirs.knowsAbsent(dir, name)) throw HissError.ENOENT(path)
     }
     const gen = this.attrs.generation
     const pending = this.lookups.get(path)
@@ -199,20 +202,24 @@ export class HissFuseFs {
     return p
   }
 
-  /** List `dir` into the caches (one listing in flight per directory); false if that failed. */
-  private async relist (dir: string): Promise<boolean> {
-    let p = this.listings.get(dir)
-    if (p === undefined) {
-      p = this.listInto(dir).then(() => true, err => {
-        // Gone or no longer a directory: ask for the name itself, and not again.
-        this.log.debug('re-listing failed', { dir, err })
-        this.dirs.forget(dir)
-        return false
-      }).finally(() => { this.listings.delete(dir) })
-      this.listings.set(dir, p)
-    }
-    return p
+  /**
+   * List `dir` into the caches (one listing in flight per directory): 'started' when this
+   * call asked for the listing, 'joined' when it waited for one already in flight (which
+   * may predate the caller's operation), false if that failed.
+   */
+  private async relist (dir: string): Promise<'started' | 'joined' | false> {
+    const inFlight = this.listings.get(dir)
+    if (inFlight !== undefined) return await inFlight && 'joined'
+    const p = this.listInto(dir).then(() => true, err => {
+      // Gone or no longer a directory: ask for the name itself, and not again.
+      this.log.debug('re-listing failed', { dir, err })
+      this.dirs.forget(dir)
+      return false
+    }).finally(() => { this.listings.delete(dir) })
+    this.listings.set(dir, p)
+    return await p && 'started'
   }
+
 
   /** Read a directory's entries into the attribute cache and its names into the listing cache. */
   private async listInto (dir: string): Promise<DirEntry[]> {
@@ -311,7 +318,8 @@ export class HissFuseFs {
       throw err
     }
     this.entryAdded(path, st)
-    // A directory we just made is empty: lookups in it need no round trip for a while.
+    // A directory we just made is empty: knowing that makes it "listed before", so once
+    // the knowledge expires a lookup miss in it re-lists it (see lookup).
     this.dirs.set(path, [])
   }
 

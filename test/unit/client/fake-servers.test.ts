@@ -66,6 +66,21 @@ t.test('an unreachable NameServer gives ECONNREFUSED after the retry budget', as
   await t.rejects(client.ping(), { code: 'ECONNREFUSED' }, 'ping fails fast too')
 })
 
+t.test('a NameServer that never answers: ETIMEDOUT after client.timeout.ms, and the connection is dropped', async t => {
+  const held: Array<import('node:http').ServerResponse> = []
+  const ns = await fakeServer(t, (_req, res) => { held.push(res) })
+  t.teardown(() => { for (const r of held) r.destroy() })
+  const client = makeClient(t, ns.address, { 'client.timeout.ms': 300 })
+  const t0 = Date.now()
+  await t.rejects(client.stat('/a'), { code: 'ETIMEDOUT', message: new RegExp(ns.address.replace(/\./g, '\\.')) })
+  const took = Date.now() - t0
+  t.ok(took >= 280 && took < 3000, `gave up after about the timeout (${took} ms)`)
+  t.equal(ns.requests.length, 1, 'a timeout is not retried: the request may have taken effect')
+  // The cancelled request's socket is closed, not handed back to the keep-alive pool.
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(held[0]!.socket?.destroyed ?? true, true, 'the server sees the connection closed')
+})
+
 t.test('readBlock fails over mid-stream and resumes at the first missing byte', async t => {
   const data = pattern(300000, 3)
   const badReports: unknown[] = []
