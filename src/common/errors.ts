@@ -43,6 +43,9 @@ export const ERROR_TABLE = {
   STALE_REPLICA: { http: 410, errno: 5, message: 'replica generation is stale' },
   LEASE_HELD: { http: 409, errno: 16, message: 'file is being written by another client' },
   LEASE_EXPIRED: { http: 410, errno: 5, message: 'write lease expired' },
+  // The mount's cached entry named a file the NameServer no longer has: ESTALE makes the
+  // kernel walk the path again with a fresh lookup (and create, for O_CREAT) once.
+  STALE_ENTRY: { http: 404, errno: 116, message: 'stale cached name' },
   SAFE_MODE: { http: 503, errno: 11, message: 'nameserver is in safe mode' },
   BAD_REQUEST: { http: 400, errno: 22, message: 'malformed request' },
   TOO_LARGE: { http: 413, errno: 27, message: 'request too large' },

@@ -14,7 +14,7 @@ import { AttrCache, type AttrMirror } from './attr-cache.js'
 import { BlockCache, type PieceMirror } from './block-cache.js'
 import { DirCache } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
-import { HandleTable, O_ACCMODE, O_RDWR, O_WRONLY, type Handle } from './handles.js'
+import { HandleTable, O_ACCMODE, O_APPEND, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY, type Handle } from './handles.js'
 import { OpenFile, type OpenFileDeps } from './open-file.js'
 import type { Spool } from './spool.js'
 import { S_IFMT, S_IFREG, toFuseStat, toFuseStatfs } from './stat-convert.js'
@@ -77,6 +77,7 @@ export class HissFuseFs {
       clock: deps.clock,
       log: deps.log,
       readaheadBytes: deps.cfg['fuse.readahead.bytes'],
+      leaseWaitMs: deps.cfg['client.retry.ms'],
       onCommit: stat => { this.attrs.updateIno(stat) },
       onLayoutChange: ino => { this.unmapReads(ino) },
       onViewChange: ino => { this.viewChanged(ino) },
@@ -496,10 +497,22 @@ export class HissFuseFs {
     // Close-to-open: every open asks the NameServer for the current attributes (and the
     // block list, when the handle can read), so a file closed on another mount is seen
     // in full. Cached pieces of blocks the file no longer has are dropped.
-    if ((flags & O_ACCMODE) === O_WRONLY) {
-      stat = await this.client.stat(path)
-    } else {
-      ({ stat, blocks } = await this.client.getBlocks({ path }))
+    const cached = this.attrs.get(path) !== undefined
+    try {
+      if ((flags & O_ACCMODE) === O_WRONLY) {
+        stat = await this.client.stat(path)
+      } else {
+        ({ stat, blocks } = await this.client.getBlocks({ path }))
+      }
+    } catch (err) {
+      // The kernel found the name through our cache, but another mount removed or renamed
+      // it: forget it and have the kernel look it up again (so `rm` on one mount then
+      // `echo >> f` on another creates the file instead of failing).
+      if (cached && isHissError(err) && err.code === 'ENOENT') {
+        this.entryUnknown(path)
+        throw new HissError('STALE_ENTRY', `${path}: removed by another client`)
+      }
+      throw err
     }
     if (stat.type === 'dir') throw HissError.EISDIR(path)
     this.attrs.set(path, stat, gen)
@@ -511,25 +524,43 @@ export class HissFuseFs {
     return h.fd
   }
 
-  async create (path: string, mode: number, ctx?: OpContext): Promise<number> {
+  /**
+   * open(O_CREAT) of a name the lookup found absent. `flags` are the caller's open flags:
+   * O_APPEND must reach the handle (writes go to the end as the NameServer has it, not
+   * where this kernel last saw the end: another mount may append meanwhile).
+   */
+  async create (path: string, mode: number, flags = 0, ctx?: OpContext): Promise<number> {
     const c = await this.deps.pool.forCaller(ctx)
     let stat: FileStat
     let grant: WriteGrant | undefined
+    const handleFlags = O_RDWR | (flags & O_APPEND)
     try {
       // One round trip: the file, its write lease (held by the mount's own client, which
       // writes the data) and its first block.
       ({ stat, grant } = await c.createOpen(path, { mode: mode & 0o7777, leaseHolder: this.client.clientId }))
     } catch (err) {
       this.entryUnknown(path)
-      // Lost a race with another creator: O_CREAT without O_EXCL opens the winner.
-      if (isHissError(err) && err.code === 'EEXIST') return this.open(path, O_RDWR, ctx)
+      // Lost a race with another creator: O_CREAT without O_EXCL opens the winner. The
+      // kernel believes it made an empty file and sends no truncate: O_TRUNC is ours.
+      if (isHissError(err) && err.code === 'EEXIST' && (flags & O_EXCL) === 0) {
+        const fd = await this.open(path, handleFlags, ctx)
+        if ((flags & O_TRUNC) !== 0) {
+          try {
+            await this.ftruncate(fd, 0)
+          } catch (e) {
+            await this.release(fd)
+            throw e
+          }
+        }
+        return fd
+      }
       throw err
     }
     this.entryAdded(path, stat)
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, [])
     if (grant !== undefined) of.adoptSession(this.client.adoptWrite(grant))
-    return this.handles.open(of, O_RDWR).fd
+    return this.handles.open(of, handleFlags).fd
   }
 
   async mknod (path: string, mode: number, _dev: number, ctx?: OpContext): Promise<void> {

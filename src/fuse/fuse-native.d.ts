@@ -70,7 +70,7 @@ declare module 'fuse-native' {
       write?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: CountCb, caller: Caller) => void
       release?: (path: string, fd: number, cb: Cb, caller: Caller) => void
       releasedir?: (path: string, fd: number, cb: Cb, caller: Caller) => void
-      create?: (path: string, mode: number, cb: Cb<number>, caller: Caller) => void
+      create?: (path: string, mode: number, flags: number, cb: Cb<number>, caller: Caller) => void
       unlink?: (path: string, cb: Cb, caller: Caller) => void
       rename?: (src: string, dest: string, cb: Cb, caller: Caller) => void
       link?: (src: string, dest: string, cb: Cb, caller: Caller) => void

@@ -25,6 +25,7 @@ import type { Logger } from '../common/log.js'
 import { nowNs } from '../common/paths.js'
 import type { BlockRef, FileStat, LocatedBlock } from '../common/protocol.js'
 import type { HissFs, WriteSession } from '../client/types.js'
+import { withRetry } from '../client/retry.js'
 import type { BlockCache } from './block-cache.js'
 import { BlockUpload, zeroSource, type UploadSource } from './block-upload.js'
 import { BufferPool, type PooledChunk } from '../common/buffer-pool.js'
@@ -82,6 +83,11 @@ export interface OpenFileDeps {
   onViewChange?: (ino: number) => void
   /** Buffers for appended data (default: one pool shared by the process). */
   writePool?: BufferPool
+  /**
+   * How long a write waits for another client's write lease on the file to end (it is
+   * asked again with growing pauses) before failing with EBUSY; 0 fails at once.
+   */
+  leaseWaitMs?: number
 }
 
 const sharedWritePool = new BufferPool(WRITE_BUFFER_BYTES, WRITE_POOL_MAX_FREE)
@@ -509,7 +515,15 @@ export class OpenFile {
   private async ensureSessionLocked (): Promise<void> {
     if (this.session !== undefined) return
     if (this.disposed) throw HissError.EIO('file handle closed')
-    const s = await this.deps.client.openWrite({ ino: this.ino })
+    // Another client writing the file holds its lease: wait for it (most writers hold it
+    // for one open-write-close, as two hosts appending to one log do), bounded.
+    const s = await withRetry(() => this.deps.client.openWrite({ ino: this.ino }), {
+      clock: this.deps.clock,
+      budgetMs: this.deps.leaseWaitMs ?? 0,
+      log: this.deps.log,
+      what: `write lease of inode ${this.ino}`,
+      retriable: e => e.code === 'LEASE_HELD' && !this.disposed,
+    })
     if (!this.dirtyFlag) {
       // The lease is ours now: start from the content as it is on the NameServer.
       this.applyBlocks(s.baseBlocks)

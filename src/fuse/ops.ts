@@ -44,7 +44,7 @@ export function createOps (fs: HissFuseFs, log: Logger): Fuse.Operations {
     chown: (path, uid, gid, cb, c) => bridge(fs.chown(path, uid, gid, c), cb, () => `chown ${path}`),
     utimens: (path, atime, mtime, cb, c) => bridge(fs.utimens(path, atime, mtime, c), cb, () => `utimens ${path} ${String(atime)} ${String(mtime)}`),
     mknod: (path, mode, dev, cb, c) => bridge(fs.mknod(path, mode, dev, c), cb, () => `mknod ${path}`),
-    create: (path, mode, cb, c) => bridge(fs.create(path, mode, c), cb, () => `create ${path}`),
+    create: (path, mode, flags, cb, c) => bridge(fs.create(path, mode, flags, c), cb, () => `create ${path} ${flags.toString(8)}`),
     open: (path, flags, cb, c) => bridge(fs.open(path, flags, c), cb, () => `open ${path} ${flags.toString(8)}`),
     read: (_path, fd, buf, len, pos, cb) => bridge(fs.read(fd, buf, len, pos), count(cb), () => `read ${fd} ${pos}+${len}`),
     write: (_path, fd, buf, len, pos, cb, c) => bridge(fs.write(fd, buf, len, pos, c), count(cb), () => `write ${fd} ${pos}+${len}`),

@@ -5,7 +5,8 @@
 // small file is one create and one commit request plus one block store, a read-back of
 // it one block-list request and no DataServer read, ls -l one listing, rm -r one delete
 // per entry), not timing. Also: what this mount changed is seen at once, names made on
-// another mount appear once the timeout passes, and a stale "absent" cannot win a create.
+// another mount are found at once (a lookup of a name not held asks the NameServer),
+// and a create of a name made elsewhere opens that file.
 import t, { type Test } from 'tap'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
