@@ -221,7 +221,6 @@ export class HissFuseFs {
     return await p && 'started'
   }
 
-
   /** Read a directory's entries into the attribute cache and its names into the listing cache. */
   private async listInto (dir: string): Promise<DirEntry[]> {
     const gen = this.attrs.generation
