@@ -34,6 +34,11 @@ export function parentOf (p: string): string {
   return i <= 0 ? '/' : p.slice(0, i)
 }
 
+/** The last component of a normalized path ('' for '/'). */
+export function nameOf (p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1)
+}
+
 export function joinPath (dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`
 }

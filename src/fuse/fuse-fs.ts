@@ -7,7 +7,7 @@ import type { Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
-import { joinPath, parentOf } from '../common/paths.js'
+import { joinPath, nameOf, parentOf } from '../common/paths.js'
 import type { DirEntry, FileStat, LocatedBlock } from '../common/protocol.js'
 import type { HissFs, WriteGrant } from '../client/types.js'
 import { AttrCache, type AttrMirror } from './attr-cache.js'
@@ -46,10 +46,6 @@ export interface HissFuseFsDeps {
 
 /** chown(2) passes -1 (as an unsigned 32-bit value) for "leave unchanged". */
 const UNCHANGED_ID = 0xffffffff
-
-function nameOf (path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1)
-}
 
 export class HissFuseFs {
   readonly attrs: AttrCache

@@ -86,6 +86,19 @@ t.test('round trips and namespace commands through the CLI', async t => {
     t.equal(fileOnly.length, 1, 'ls of a file lists just the file')
     t.match(fileOnly[0], / 1 \d{4}-\d\d-\d\d \d\d:\d\d \/one$/)
     t.same((await ok(t, c, ['ls', 'one'])).toString(), '/one\n', 'relative remote paths are taken from /')
+
+    type LsJson = Array<FileStat & { name: string, path: string }>
+    const js = JSON.parse((await ok(t, c, ['ls', '--json', '/'])).toString()) as LsJson
+    t.same(js.map(e => [e.name, e.path, e.type]), [['big', '/big', 'file'], ['empty', '/empty', 'file'], ['one', '/one', 'file']], 'ls --json: names, full paths, types in order')
+    const big = js.find(e => e.name === 'big')!
+    t.equal(big.size, 20971520, 'with each entry\'s FileStat')
+    t.equal(big.replication, 3)
+    t.equal(big.ino, (JSON.parse((await ok(t, c, ['stat', '/big', '--json'])).toString()) as FileStat).ino, 'the same inode stat --json shows')
+    const file = JSON.parse((await ok(t, c, ['ls', '--json', '/one'])).toString()) as LsJson
+    t.same(file.map(e => [e.name, e.path, e.size]), [['one', '/one', 1]], 'ls --json of a file: an array of just the file')
+    const missing = await c.cli(['ls', '--json', '/nope'])
+    t.equal(missing.code, 1, 'ls --json of a missing path fails')
+    t.match(missing.stderr, /no such file or directory/)
   })
 
   await t.test('mkdir -p, put into a directory, ls -R, mv, rm -r', async t => {
@@ -104,6 +117,8 @@ t.test('round trips and namespace commands through the CLI', async t => {
     t.match(lsl, /^drwx/, 'a directory shows d in ls -l')
     const tree = (await ok(t, c, ['ls', '-R', '/a'])).toString().trim().split('\n')
     t.same(tree, ['/a/b', '/a/b/c', '/a/b/c/one'], 'ls -R lists full paths depth-first')
+    const treeJson = JSON.parse((await ok(t, c, ['ls', '-R', '--json', '/a'])).toString()) as Array<{ name: string, path: string, type: string }>
+    t.same(treeJson.map(e => [e.path, e.name, e.type]), [['/a/b', 'b', 'dir'], ['/a/b/c', 'c', 'dir'], ['/a/b/c/one', 'one', 'file']], 'ls -R --json: the same entries with names and types')
 
     await ok(t, c, ['mv', '/a/b/c/one', '/a'])
     t.equal((await c.cli(['exists', '/a/one'])).code, 0, 'mv into an existing directory')

@@ -1,15 +1,16 @@
-// `hissdfs ls [-l] [-R] [PATH]`: a directory lists its entries by name (with -R, every
-// entry below it by full path); a file lists just itself. -l adds mode, replication,
-// owner uid, group gid, size and mtime, like `hdfs dfs -ls`.
+// `hissdfs ls [-l] [-R] [--json] [PATH]`: a directory lists its entries by name (with
+// -R, every entry below it by full path); a file lists just itself. -l adds mode,
+// replication, owner uid, group gid, size and mtime, like `hdfs dfs -ls`. --json prints
+// the same entries as an array of FileStat objects with their `name` and full `path`.
 import type { Command } from 'commander'
 import type { DirEntry, FileStat } from '../../common/protocol.js'
-import { joinPath } from '../../common/paths.js'
+import { joinPath, nameOf } from '../../common/paths.js'
 import type { HissFs } from '../../client/types.js'
 import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { modeString, shortTime, table } from '../format.js'
-import { writeLines } from '../output.js'
+import { printJson, writeLines } from '../output.js'
 
-interface LsOpts { long?: boolean, recursive?: boolean }
+interface LsOpts { long?: boolean, recursive?: boolean, json?: boolean }
 
 function longRow (st: FileStat, name: string): string[] {
   const shown = st.type === 'symlink' && st.target !== undefined ? `${name} -> ${st.target}` : name
@@ -22,6 +23,13 @@ function longRow (st: FileStat, name: string): string[] {
     shortTime(st.mtimeNs),
     shown,
   ]
+}
+
+/** The FileStat fields of a listing entry (a DirEntry also carries its name). */
+function statOnly (st: FileStat | DirEntry): FileStat {
+  if (!('name' in st)) return st
+  const { name: _name, ...rest } = st
+  return rest
 }
 
 /** Depth-first walk, entries in name order, yielding full paths. */
@@ -45,24 +53,28 @@ export function registerLs (program: Command): void {
     .description('list a directory (default /) or show one file')
     .option('-l, --long', 'long format: mode, replication, uid, gid, size, mtime, name')
     .option('-R, --recursive', 'list subdirectories recursively, by full path')
+    .option('--json', 'print a JSON array: each entry\'s FileStat with its name and full path')
     .argument('[path]', 'remote path', '/')
     .action(clientAction<LsOpts>('ls', async (ctx, args, opts) => {
       const raw = args[0] as string
       const path = await remoteArg(raw)
       const st = await onPath(path, () => ctx.fs.stat(path))
-      let items: Array<{ st: FileStat, name: string }>
+      // name: what the text forms print; full: the entry's absolute path.
+      let items: Array<{ st: FileStat, name: string, full: string }>
       if (st.type !== 'dir') {
         const own = await onPath(path, () => ctx.fs.stat(path, { nofollow: true }))
-        items = [{ st: own, name: path }]
+        items = [{ st: own, name: path, full: path }]
       } else if (opts.recursive === true) {
         const found: Array<{ st: DirEntry, path: string }> = []
         await walk(ctx.fs, path, found, (p, e) => ctx.fail(p, e))
-        items = found.map(f => ({ st: f.st, name: f.path }))
+        items = found.map(f => ({ st: f.st, name: f.path, full: f.path }))
       } else {
         const entries = await onPath(path, () => ctx.fs.list(path))
-        items = entries.map(e => ({ st: e, name: e.name }))
+        items = entries.map(e => ({ st: e, name: e.name, full: joinPath(path, e.name) }))
       }
-      if (opts.long === true) {
+      if (opts.json === true) {
+        await printJson(items.map(i => ({ ...statOnly(i.st), name: nameOf(i.full), path: i.full })))
+      } else if (opts.long === true) {
         await writeLines(table(items.map(i => longRow(i.st, i.name)), [1, 4]))
       } else {
         await writeLines(items.map(i => i.name))
