@@ -21,6 +21,8 @@ import { registerSetrep } from './commands/setrep.js'
 import { registerLn } from './commands/ln.js'
 import { registerReport } from './commands/report.js'
 import { registerFsck } from './commands/fsck.js'
+import { registerChmod } from './commands/chmod.js'
+import { registerChown } from './commands/chown.js'
 
 function version (): string {
   try {
@@ -47,7 +49,7 @@ export function buildProgram (): Command {
   for (const register of [
     registerNameserver, registerDataserver,
     registerPing, registerExists, registerLs, registerStat, registerDu, registerTouch, registerMkdir,
-    registerPut, registerCat, registerGet, registerRm, registerMv, registerLn, registerSetrep,
+    registerPut, registerCat, registerGet, registerRm, registerMv, registerLn, registerSetrep, registerChmod, registerChown,
     registerReport, registerFsck,
   ]) register(program)
   // Subcommands inherit the error/exit handling of the program.

@@ -196,6 +196,41 @@ t.test('round trips and namespace commands through the CLI', async t => {
     t.match(missingLocal.stderr, /^hissdfs: put: .*no-such-local: no such file or directory$/m)
   })
 
+  await t.test('chmod and chown, also -R', async t => {
+    const mode = async (p: string): Promise<number> => (JSON.parse((await ok(t, c, ['stat', p, '--json'])).toString()) as FileStat).mode
+    await ok(t, c, ['mkdir', '-p', '/perm/sub'])
+    await ok(t, c, ['touch', '/perm/f', '/perm/sub/g'])
+    await ok(t, c, ['chmod', '640', '/perm/f'])
+    t.equal(await mode('/perm/f'), 0o640, 'octal')
+    await ok(t, c, ['chmod', 'u+x,o+r', '/perm/f'])
+    t.equal(await mode('/perm/f'), 0o744, 'symbolic, from the current mode')
+    await ok(t, c, ['chmod', '-R', 'go-rwx', '/perm'])
+    t.same([await mode('/perm'), await mode('/perm/sub'), await mode('/perm/f'), await mode('/perm/sub/g')], [0o700, 0o700, 0o700, 0o600], '-R: the directory and everything below it')
+    const badMode = await c.cli(['chmod', 'u+q', '/perm/f'])
+    t.equal(badMode.code, 1, 'a bad mode fails')
+    t.match(badMode.stderr, /^hissdfs: chmod: u\+q: invalid argument/m)
+    t.equal(await mode('/perm/f'), 0o700, 'and changes nothing')
+    const missing = await c.cli(['chmod', '600', '/perm/nope', '/perm/f'])
+    t.equal(missing.code, 1, 'a missing path fails the command')
+    t.match(missing.stderr, /^hissdfs: chmod: \/perm\/nope: no such file or directory$/m)
+    t.equal(await mode('/perm/f'), 0o600, 'the other paths are still changed')
+
+    const owner = async (p: string): Promise<[number, number]> => {
+      const st = JSON.parse((await ok(t, c, ['stat', p, '--json'])).toString()) as FileStat
+      return [st.uid, st.gid]
+    }
+    await ok(t, c, ['chown', '1234:567', '/perm/f'])
+    t.same(await owner('/perm/f'), [1234, 567], 'OWNER:GROUP')
+    await ok(t, c, ['chown', ':89', '/perm/f'])
+    t.same(await owner('/perm/f'), [1234, 89], ':GROUP keeps the owner')
+    await ok(t, c, ['chown', '-R', '42', '/perm'])
+    t.same([await owner('/perm'), await owner('/perm/sub'), await owner('/perm/sub/g')], [[42, gid], [42, gid], [42, gid]], '-R: owner everywhere below, groups kept')
+    const badUser = await c.cli(['chown', 'no-such-user-here', '/perm/f'])
+    t.equal(badUser.code, 1)
+    t.match(badUser.stderr, /invalid user "no-such-user-here"/)
+    t.same(await owner('/perm/f'), [42, 89], 'and changes nothing')
+  })
+
   await t.test('fsck and report', async t => {
     const r = await c.cli(['fsck', '/'])
     t.match(r.stdout.toString(), /Status: (HEALTHY|CORRUPT)/)

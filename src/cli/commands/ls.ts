@@ -5,10 +5,10 @@
 import type { Command } from 'commander'
 import type { DirEntry, FileStat } from '../../common/protocol.js'
 import { joinPath, nameOf } from '../../common/paths.js'
-import type { HissFs } from '../../client/types.js'
 import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { modeString, shortTime, table } from '../format.js'
 import { printJson, writeLines } from '../output.js'
+import { walk } from '../walk.js'
 
 interface LsOpts { long?: boolean, recursive?: boolean, json?: boolean }
 
@@ -30,22 +30,6 @@ function statOnly (st: FileStat | DirEntry): FileStat {
   if (!('name' in st)) return st
   const { name: _name, ...rest } = st
   return rest
-}
-
-/** Depth-first walk, entries in name order, yielding full paths. */
-async function walk (fs: HissFs, dir: string, out: Array<{ st: DirEntry, path: string }>, onError: (p: string, e: unknown) => void): Promise<void> {
-  let entries: DirEntry[]
-  try {
-    entries = await fs.list(dir)
-  } catch (err) {
-    onError(dir, err)
-    return
-  }
-  for (const e of entries) {
-    const p = joinPath(dir, e.name)
-    out.push({ st: e, path: p })
-    if (e.type === 'dir') await walk(fs, p, out, onError)
-  }
 }
 
 export function registerLs (program: Command): void {
