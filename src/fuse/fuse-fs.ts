@@ -191,6 +191,7 @@ export class HissFuseFs {
     if (pending !== undefined && pending.gen === gen) return pending.p
     const p = this.client.stat(path, { nofollow: true }).then(st => {
       this.attrs.set(path, st, gen)
+      this.files.get(st.ino)?.remoteStatSeen(st)
       return st
     }).finally(() => {
       if (this.lookups.get(path)?.p === p) this.lookups.delete(path)
@@ -226,6 +227,7 @@ export class HissFuseFs {
     for (const e of entries) {
       const { name, ...st } = e
       this.attrs.set(joinPath(dir, name), st, gen)
+      this.files.get(st.ino)?.remoteStatSeen(st)
     }
     return entries
   }

@@ -233,6 +233,19 @@ export class OpenFile {
   }
 
   /**
+   * A stat of this file fetched from the NameServer outside an open (a lookup or a
+   * listing, e.g. the fstat of `tail -f`): when another client changed the content since
+   * we loaded it (size or mtime differ from what we last applied or committed), take it,
+   * so a handle that stays open reads what was appended elsewhere. Ignored while this
+   * mount has local state, which is newer.
+   */
+  remoteStatSeen (stat: FileStat): void {
+    if (this.hasLocalState || this.disposed || stat.ino !== this.stat.ino) return
+    if (stat.size === this.stat.size && stat.mtimeNs === this.stat.mtimeNs) return
+    this.applyRemote(stat)
+  }
+
+  /**
    * The file as committed blocks only, for reads answered outside JS (the mount's native
    * read path): its size and (offset, block id, generation) per block. Undefined unless
    * every byte is in a committed block with a location and nothing is pending here.

@@ -4,7 +4,9 @@
 // all land, each mount's in its order (the second writer waits for the first one's
 // lease instead of failing with EBUSY); O_CREAT|O_EXCL has exactly one winner across
 // mounts; a name removed on one mount and still cached on the other is created again
-// there by `>>` and `>`, and reported missing by `cat`.
+// there by `>>` and `>`, and reported missing by `cat`; a handle kept open on a third
+// mount (short attribute timeout) reads what was appended elsewhere once its fstat
+// shows the new size, as `tail -f` needs.
 import t, { type Test } from 'tap'
 import { open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -60,6 +62,35 @@ async function suite (t: Test): Promise<void> {
     await shOk(`rm ${q(join(a.dir, 'again'))}`)
     await shOk(`echo replaced > ${q(join(b.dir, 'again'))}`)
     t.equal(await readFile(join(a.dir, 'again'), 'utf8'), 'replaced\n', '> on b created it anew')
+  })
+
+  await t.test('a handle kept open on one mount reads what another mount appended (tail -f)', async t => {
+    // A third mount with a short attribute timeout: its fstat sees the new size soon.
+    const c = await startMount(t, cluster.cfg, { config: { 'fuse.attr.timeout.ms': 200 } })
+    await writeFile(join(a.dir, 'grow'), 'a'.repeat(10))
+    const fh = await open(join(c.dir, 'grow'), 'r')
+    try {
+      const buf = Buffer.alloc(64)
+      t.equal((await fh.read(buf, 0, 64, 0)).bytesRead, 10, 'c reads the first 10 bytes')
+      await shOk(`printf bbbbb >> ${q(join(a.dir, 'grow'))}`)
+      let size = 10
+      for (let i = 0; i < 50 && size === 10; i++) {
+        await new Promise(resolve => setTimeout(resolve, 100))
+        size = (await fh.stat()).size
+      }
+      t.equal(size, 15, 'fstat on c shows the new size')
+      const r = await fh.read(buf, 0, 64, 10)
+      t.equal(buf.subarray(0, r.bytesRead).toString(), 'bbbbb', 'and a read past the old end returns the appended bytes')
+      await writeFile(join(a.dir, 'grow'), 'ccc')
+      for (let i = 0; i < 50 && size !== 3; i++) {
+        await new Promise(resolve => setTimeout(resolve, 100))
+        size = (await fh.stat()).size
+      }
+      const again = await fh.read(buf, 0, 64, 0)
+      t.equal(buf.subarray(0, again.bytesRead).toString(), 'ccc', 'a rewrite elsewhere shows through the same handle')
+    } finally {
+      await fh.close()
+    }
   })
 
   await t.test('a rename on one mount: the other opens the new name, not the old', async t => {
