@@ -14,7 +14,8 @@ import { AttrCache, type AttrMirror } from './attr-cache.js'
 import { BlockCache, type PieceMirror } from './block-cache.js'
 import { DirCache } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
-import { HandleTable, O_ACCMODE, O_APPEND, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY, type Handle } from './handles.js'
+import { HandleTable, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, type Handle } from './handles.js'
+import { R, W, modeAllows } from '../common/mode-bits.js'
 import { OpenFile, type OpenFileDeps } from './open-file.js'
 import type { Spool } from './spool.js'
 import { S_IFMT, S_IFREG, toFuseStat, toFuseStatfs } from './stat-convert.js'
@@ -540,6 +541,7 @@ export class HissFuseFs {
       // Lost a race with another creator: O_CREAT without O_EXCL opens the winner. The
       // kernel believes it made an empty file and sends no truncate: O_TRUNC is ours.
       if (isHissError(err) && err.code === 'EEXIST' && (flags & O_EXCL) === 0) {
+        await this.mayOpenExisting(path, flags, ctx)
         const fd = await this.open(path, handleFlags, ctx)
         if ((flags & O_TRUNC) !== 0) {
           try {
@@ -558,6 +560,22 @@ export class HissFuseFs {
     of.applyRemote(stat, [])
     if (grant !== undefined) of.adoptSession(this.client.adoptWrite(grant))
     return this.handles.open(of, handleFlags).fd
+  }
+
+  /**
+   * The kernel checked the caller's right to create in the directory, not to open the
+   * file another client just made there: check that here, as the kernel would have
+   * (default_permissions: root passes; read for O_RDONLY/O_RDWR, write for
+   * O_WRONLY/O_RDWR and for O_TRUNC).
+   */
+  private async mayOpenExisting (path: string, flags: number, ctx: OpContext | undefined): Promise<void> {
+    if (ctx === undefined || this.deps.pool.actsAsSelf(ctx)) return
+    const who = await this.deps.pool.identityOf(ctx)
+    if (who.uid === 0) return
+    const acc = flags & O_ACCMODE
+    const want = (acc === O_WRONLY ? 0 : R) | (acc === O_RDONLY && (flags & O_TRUNC) === 0 ? 0 : W)
+    const st = await this.client.stat(path)
+    if (!modeAllows(st, who, want)) throw HissError.EACCES(`${path}: made by another client meanwhile, and this caller may not open it so`)
   }
 
   async mknod (path: string, mode: number, _dev: number, ctx?: OpContext): Promise<void> {
