@@ -47,6 +47,13 @@ t.test('create() of a name another client made meanwhile', async t => {
     return Buffer.concat(parts).toString()
   }
 
+  // The kernel believes it made an empty file: it asks for writes from offset 0.
+  const writeAt0 = async (fd: number, text: string): Promise<void> => {
+    await fs.write(fd, Buffer.from(text), text.length, 0)
+    await fs.flush(fd)
+    await fs.release(fd)
+  }
+
   await t.test('O_EXCL: EEXIST', async t => {
     const p = await made('excl', 'theirs', 0o666)
     await t.rejects(fs.create(p, 0o644, O_CREAT | O_EXCL | O_WRONLY, bob), { code: 'EEXIST' })
@@ -55,20 +62,13 @@ t.test('create() of a name another client made meanwhile', async t => {
 
   await t.test('O_TRUNC: the file is opened and truncated', async t => {
     const p = await made('trunc', 'theirs, longer than ours', 0o666)
-    const fd = await fs.create(p, 0o644, O_CREAT | O_TRUNC | O_WRONLY, bob)
-    await fs.write(fd, Buffer.from('ours'), 4, 0)
-    await fs.flush(fd)
-    await fs.release(fd)
+    await writeAt0(await fs.create(p, 0o644, O_CREAT | O_TRUNC | O_WRONLY, bob), 'ours')
     t.equal(await content(p), 'ours', 'no tail of the old content is left')
   })
 
   await t.test('O_APPEND: writes go to the end', async t => {
     const p = await made('append', 'theirs\n', 0o666)
-    const fd = await fs.create(p, 0o644, O_CREAT | O_APPEND | O_WRONLY, bob)
-    // The kernel believes it made an empty file: it asks for a write at offset 0.
-    await fs.write(fd, Buffer.from('ours\n'), 5, 0)
-    await fs.flush(fd)
-    await fs.release(fd)
+    await writeAt0(await fs.create(p, 0o644, O_CREAT | O_APPEND | O_WRONLY, bob), 'ours\n')
     t.equal(await content(p), 'theirs\nours\n', 'appended, not written over')
   })
 
