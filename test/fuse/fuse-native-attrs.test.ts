@@ -7,7 +7,7 @@
 // writes, another mount's new content shows in full after open (close-to-open), and
 // another mount's change to a directory shows once the attribute timeout has passed.
 // Also the flush of a read-only handle (close() waits for it), answered natively while
-// the file has nothing to commit.
+// the file has nothing to commit, and libfuse's fgetattr after a create.
 import t, { type Test } from 'tap'
 import { chmod, mkdir, open, readFile, rename, rmdir, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -131,6 +131,25 @@ async function suite (t: Test): Promise<void> {
     t.equal((await stat(join(d, 'f5'))).size, 7777, 'and its size')
     await truncate(join(d, 'f6'), 3)
     t.equal((await stat(join(d, 'f6'))).size, 3, 'truncate by path')
+  })
+
+  await t.test('a create costs one getattr in JS: the lookup before it, not libfuse\'s fgetattr after it', async t => {
+    await mkdir(join(a.dir, 'made'))
+    await settle()
+    log.take()
+    for (let i = 0; i < 10; i++) {
+      const fh = await open(join(a.dir, 'made', `n${i}`), 'w')
+      try {
+        t.equal((await fh.stat()).size, 0, `n${i}: fstat right after the create`)
+        await fh.write('abc')
+        t.equal((await fh.stat()).size, 3, `n${i}: and after a write`)
+      } finally {
+        await fh.close()
+      }
+    }
+    await settle()
+    const seen = log.take()
+    for (let i = 0; i < 10; i++) t.equal(seen[`/made/n${i}`] ?? 0, 1, `n${i}: only the lookup of the new name reached the JS getattr`)
   })
 
   await t.test('flush of a read-only handle is answered natively, unless its file has something to commit', async t => {
