@@ -30,9 +30,6 @@ export class ClientPool {
     return ctx === undefined || ctx.pid <= 0 || ctx.uid === this.selfIdentity.uid
   }
 
-  /** The caller's uid and groups (supplementary ones from /proc). */
-  identityOf (ctx: OpContext): Promise<Identity> { return this.ids.identity(ctx) }
-
   /** The client acting for the caller of an op (the mount's own when unknown or same user). */
   async forCaller (ctx: OpContext | undefined): Promise<HissFs> {
     if (ctx === undefined || this.actsAsSelf(ctx)) return this.self

@@ -14,8 +14,7 @@ import { AttrCache, type AttrMirror } from './attr-cache.js'
 import { BlockCache, type PieceMirror } from './block-cache.js'
 import { DirCache } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
-import { HandleTable, O_ACCMODE, O_APPEND, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, type Handle } from './handles.js'
-import { R, W, modeAllows } from '../common/mode-bits.js'
+import { HandleTable, O_ACCMODE, O_APPEND, O_RDWR, O_WRONLY, type Handle } from './handles.js'
 import { OpenFile, type OpenFileDeps } from './open-file.js'
 import type { Spool } from './spool.js'
 import { S_IFMT, S_IFREG, toFuseStat, toFuseStatfs } from './stat-convert.js'
@@ -531,51 +530,24 @@ export class HissFuseFs {
     const c = await this.deps.pool.forCaller(ctx)
     let stat: FileStat
     let grant: WriteGrant | undefined
-    const handleFlags = O_RDWR | (flags & O_APPEND)
     try {
       // One round trip: the file, its write lease (held by the mount's own client, which
       // writes the data) and its first block.
       ({ stat, grant } = await c.createOpen(path, { mode: mode & 0o7777, leaseHolder: this.client.clientId }))
     } catch (err) {
       this.entryUnknown(path)
-      // Lost a race with another creator: O_CREAT without O_EXCL opens the winner. The
-      // kernel believes it made an empty file and sends no truncate: O_TRUNC is ours.
-      if (isHissError(err) && err.code === 'EEXIST' && (flags & O_EXCL) === 0) {
-        await this.mayOpenExisting(path, flags, ctx)
-        const fd = await this.open(path, handleFlags, ctx)
-        if ((flags & O_TRUNC) !== 0) {
-          try {
-            await this.ftruncate(fd, 0)
-          } catch (e) {
-            await this.release(fd)
-            throw e
-          }
-        }
-        return fd
-      }
+      // Lost a race: another client made the name after the kernel's lookup. ESTALE has
+      // the kernel walk the path again; its fresh lookup finds that file and the kernel
+      // opens it as for any existing file: O_EXCL fails, permissions are checked,
+      // O_TRUNC truncates, O_APPEND reaches open().
+      if (isHissError(err) && err.code === 'EEXIST') throw new HissError('STALE_ENTRY', `${path}: made by another client meanwhile`)
       throw err
     }
     this.entryAdded(path, stat)
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, [])
     if (grant !== undefined) of.adoptSession(this.client.adoptWrite(grant))
-    return this.handles.open(of, handleFlags).fd
-  }
-
-  /**
-   * The kernel checked the caller's right to create in the directory, not to open the
-   * file another client just made there: check that here, as the kernel would have
-   * (default_permissions: root passes; read for O_RDONLY/O_RDWR, write for
-   * O_WRONLY/O_RDWR and for O_TRUNC).
-   */
-  private async mayOpenExisting (path: string, flags: number, ctx: OpContext | undefined): Promise<void> {
-    if (ctx === undefined || this.deps.pool.actsAsSelf(ctx)) return
-    const who = await this.deps.pool.identityOf(ctx)
-    if (who.uid === 0) return
-    const acc = flags & O_ACCMODE
-    const want = (acc === O_WRONLY ? 0 : R) | (acc === O_RDONLY && (flags & O_TRUNC) === 0 ? 0 : W)
-    const st = await this.client.stat(path)
-    if (!modeAllows(st, who, want)) throw HissError.EACCES(`${path}: made by another client meanwhile, and this caller may not open it so`)
+    return this.handles.open(of, O_RDWR | (flags & O_APPEND)).fd
   }
 
   async mknod (path: string, mode: number, _dev: number, ctx?: OpContext): Promise<void> {
