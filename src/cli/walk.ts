@@ -6,7 +6,11 @@ import { joinPath } from '../common/paths.js'
 import type { HissFs } from '../client/types.js'
 import { displayPath, toRemotePath } from './remote-path.js'
 
-export async function walk (fs: HissFs, dir: string, out: Array<{ st: DirEntry, path: string }>, onError: (p: string, e: unknown) => void): Promise<void> {
+/**
+ * Visit every entry below `dir`, each before its children (depth-first, name order).
+ * Only one listing per level is held, not the tree.
+ */
+export async function walk (fs: HissFs, dir: string, visit: (e: DirEntry, path: string) => Promise<void> | void, onError: (p: string, e: unknown) => void): Promise<void> {
   let entries: DirEntry[]
   try {
     entries = await fs.list(dir)
@@ -16,14 +20,14 @@ export async function walk (fs: HissFs, dir: string, out: Array<{ st: DirEntry, 
   }
   for (const e of entries) {
     const p = joinPath(dir, e.name)
-    out.push({ st: e, path: p })
-    if (e.type === 'dir') await walk(fs, p, out, onError)
+    await visit(e, p)
+    if (e.type === 'dir') await walk(fs, p, visit, onError)
   }
 }
 
 /**
  * Apply `change` to each PATH argument and, with `recursive`, to everything below the
- * directories among them (depth-first, by full path). `st` is the entry's stat (of the
+ * directories among them (each before what is below it, see walk). `st` is the entry's stat (of the
  * target, for an argument; of the entry itself, below it). Each failure is reported
  * for its own path and the rest go on.
  */
@@ -38,15 +42,13 @@ export async function forEachTarget (
       const st = await ctx.fs.stat(p)
       await change(p, st, false)
       if (!recursive || st.type !== 'dir') continue
-      const below: Array<{ st: DirEntry, path: string }> = []
-      await walk(ctx.fs, p, below, (q, e) => ctx.fail(q, e))
-      for (const e of below) {
+      await walk(ctx.fs, p, async (e, path) => {
         try {
-          await change(e.path, e.st, true)
+          await change(path, e, true)
         } catch (err) {
-          ctx.fail(e.path, err)
+          ctx.fail(path, err)
         }
-      }
+      }, (q, e) => ctx.fail(q, e))
     } catch (err) {
       ctx.fail(displayPath(raw), err)
     }

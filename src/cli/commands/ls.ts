@@ -49,9 +49,8 @@ export function registerLs (program: Command): void {
         const own = await onPath(path, () => ctx.fs.stat(path, { nofollow: true }))
         items = [{ st: own, name: path, full: path }]
       } else if (opts.recursive === true) {
-        const found: Array<{ st: DirEntry, path: string }> = []
-        await walk(ctx.fs, path, found, (p, e) => ctx.fail(p, e))
-        items = found.map(f => ({ st: f.st, name: f.path, full: f.path }))
+        items = []
+        await walk(ctx.fs, path, (e, p) => { items.push({ st: e, name: p, full: p }) }, (p, e) => ctx.fail(p, e))
       } else {
         const entries = await onPath(path, () => ctx.fs.list(path))
         items = entries.map(e => ({ st: e, name: e.name, full: joinPath(path, e.name) }))
