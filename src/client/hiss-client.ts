@@ -56,7 +56,7 @@ export class HissClient implements HissFs {
     this.log = opts.log ?? createLogger('client', cfg['log.level'])
     this.identity = opts.identity ?? processIdentity()
     this.clientId = opts.clientId ?? `${hostname()}-${process.pid}-${randomUUID()}`
-    this.http = new HttpClient(cfg)
+    this.http = new HttpClient(cfg, this.clock)
     this.ns = new NameServerClient({
       http: this.http,
       address: cfg['nameserver.address'],

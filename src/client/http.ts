@@ -6,6 +6,7 @@ import https from 'node:https'
 import { readFileSync } from 'node:fs'
 import got, { type Got } from 'got'
 import { HissError } from '../common/errors.js'
+import { SystemClock, type Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { errorFromResponse, toHissError } from './http-errors.js'
 
@@ -24,7 +25,11 @@ export class HttpClient {
   private readonly httpAgent: http.Agent
   private readonly httpsAgent: https.Agent
 
-  constructor (cfg: HissConfig) {
+  /** Runs the metadata timeouts (the client's injected clock). */
+  private readonly clock: Clock
+
+  constructor (cfg: HissConfig, clock: Clock = new SystemClock()) {
+    this.clock = clock
     this.timeoutMs = cfg['client.timeout.ms']
     let ca: Buffer | undefined
     const caFile = cfg['tls.ca']
@@ -92,10 +97,10 @@ export class HttpClient {
       const finish = (err: HissError | undefined, value?: T): void => {
         if (settled) return
         settled = true
-        clearTimeout(timer)
+        this.clock.clearTimeout(timer)
         if (err !== undefined) { stream.destroy(); reject(err) } else resolve(value as T)
       }
-      const timer = setTimeout(() => { finish(HissError.from('ETIMEDOUT', `no answer in time (${host()})`)) }, this.timeoutMs)
+      const timer = this.clock.setTimeout(() => { finish(HissError.from('ETIMEDOUT', `no answer in time (${host()})`)) }, this.timeoutMs)
       stream.on('response', (res: { statusCode: number }) => { status = res.statusCode })
       stream.on('data', (c: Buffer) => { chunks.push(c) })
       stream.on('error', (err: unknown) => { finish(toHissError(err, host())) })

@@ -81,6 +81,24 @@ t.test('a NameServer that never answers: ETIMEDOUT after client.timeout.ms, and 
   t.equal(held[0]!.socket?.destroyed ?? true, true, 'the server sees the connection closed')
 })
 
+t.test('the metadata timeout runs on the injected clock', async t => {
+  const held: Array<import('node:http').ServerResponse> = []
+  const ns = await fakeServer(t, (_req, res) => { held.push(res) })
+  t.teardown(() => { for (const r of held) r.destroy() })
+  const clock = new ManualClock()
+  const client = makeClient(t, ns.address, { 'client.timeout.ms': 60_000 }, clock)
+  let outcome: unknown
+  const call = client.stat('/a').then(() => { outcome = 'answered' }, (err: unknown) => { outcome = err })
+  for (let i = 0; i < 50 && ns.requests.length === 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(ns.requests.length, 1, 'the request reached the server')
+  clock.advance(59_000)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(outcome, undefined, 'still waiting before client.timeout.ms has passed on the clock')
+  clock.advance(1_000)
+  await call
+  t.match(outcome, { code: 'ETIMEDOUT' }, 'ETIMEDOUT once the clock reaches client.timeout.ms, without waiting a minute')
+})
+
 t.test('readBlock fails over mid-stream and resumes at the first missing byte', async t => {
   const data = pattern(300000, 3)
   const badReports: unknown[] = []
