@@ -515,6 +515,18 @@ export class HissFuseFs {
     this.attrs.set(path, stat, gen)
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, blocks)
+    if ((flags & O_ACCMODE) === O_WRONLY) {
+      // Opened to write: wait for the write lease here (see OpenFile.prepareWrite),
+      // pinned so that no last close of another handle disposes the file meanwhile.
+      of.refs++
+      try {
+        await of.prepareWrite()
+      } catch (err) {
+        if (--of.refs === 0) await this.lastClose(of).catch(() => {})
+        throw err
+      }
+      of.refs--
+    }
     const h = this.handles.open(of, flags)
     if (!h.writable && !of.hasLocalState) this.flushFree?.(h.fd, true)
     this.mapReads(h)

@@ -175,6 +175,15 @@ export class OpenFile {
   private readonly lock = new Mutex()
   private readonly sealed: BlockUpload[] = []
   private disposed = false
+  /** The wait for this file's write lease, run outside the lock (see changeLocked). */
+  private leaseWait: Promise<void> | undefined
+  /**
+   * A write session that wait obtained, not installed yet, with the count of this file's
+   * commits when it was opened: its base content is current only if none came since.
+   */
+  private readySession: { session: WriteSession, commits: number } | undefined
+  /** Commits made through this file (see readySession). */
+  private commits = 0
 
   constructor (private readonly deps: OpenFileDeps, stat: FileStat, public path: string) {
     this.stat = stat
@@ -509,6 +518,10 @@ export class OpenFile {
    * the change does after that must still reach the next flush/fsync.
    */
   private async changeLocked<T> (fn: () => Promise<T>): Promise<T> {
+    // Waiting for another client's lease can take up to client.retry.ms: wait before
+    // taking the lock, so that reads, flushes and closes of this file on this mount go on
+    // meanwhile (a `cat` must not hang behind an `echo >>` that waits for another host).
+    if (this.session === undefined && this.readySession === undefined) await this.waitForLease()
     return this.lock.run(async () => {
       await this.ensureSessionLocked()
       this.touch()
@@ -525,18 +538,57 @@ export class OpenFile {
     this.mtimeNs = nowNs(this.deps.clock.wallNow())
   }
 
-  private async ensureSessionLocked (): Promise<void> {
-    if (this.session !== undefined) return
-    if (this.disposed) throw HissError.EIO('file handle closed')
-    // Another client writing the file holds its lease: wait for it (most writers hold it
-    // for one open-write-close, as two hosts appending to one log do), bounded.
-    const s = await withRetry(() => this.deps.client.openWrite({ ino: this.ino }), {
+  /** Open a write session, waiting (bounded) while another client holds the lease. */
+  private openWriteWaiting (): Promise<WriteSession> {
+    // Most writers hold the lease for one open-write-close, as two hosts appending to
+    // one log do; a writer that keeps the file open makes this fail with EBUSY.
+    return withRetry(() => this.deps.client.openWrite({ ino: this.ino }), {
       clock: this.deps.clock,
       budgetMs: this.deps.leaseWaitMs ?? 0,
       log: this.deps.log,
       what: `write lease of inode ${this.ino}`,
       retriable: e => e.code === 'LEASE_HELD' && !this.disposed,
     })
+  }
+
+  /** Get a session into readySession, outside the lock; concurrent callers share one wait. */
+  private waitForLease (): Promise<void> {
+    this.leaseWait ??= (async () => {
+      try {
+        const commits = this.commits
+        const session = await this.openWriteWaiting()
+        if (this.disposed || this.session !== undefined || this.readySession !== undefined) {
+          void session.abort().catch(() => {})
+          return
+        }
+        this.readySession = { session, commits }
+      } finally {
+        this.leaseWait = undefined
+      }
+    })()
+    return this.leaseWait
+  }
+
+  /** Give back a session obtained and never installed. */
+  private dropReadySession (): void {
+    const ready = this.readySession
+    this.readySession = undefined
+    if (ready !== undefined) void ready.session.abort().catch(err => { this.deps.log.debug('ending the write failed', { ino: this.ino, err }) })
+  }
+
+  private async ensureSessionLocked (): Promise<void> {
+    if (this.session !== undefined) { this.dropReadySession(); return }
+    if (this.disposed) throw HissError.EIO('file handle closed')
+    let s: WriteSession | undefined
+    const ready = this.readySession
+    if (ready !== undefined && ready.commits === this.commits) {
+      this.readySession = undefined
+      s = ready.session
+    } else {
+      // None, or opened before a commit of ours: its base content is out of date.
+      this.dropReadySession()
+      s = await this.openWriteWaiting()
+    }
     if (!this.dirtyFlag) {
       // The lease is ours now: start from the content as it is on the NameServer.
       this.applyBlocks(s.baseBlocks)
@@ -864,8 +916,21 @@ export class OpenFile {
   /** close(): commit local changes, ending the write session. */
   async flush (): Promise<void> {
     await this.lock.run(async () => {
+      // A lease taken at open and not used: give it back now, not at the last close
+      // (a reader may keep the file open for long, as `tail -f` does).
+      this.dropReadySession()
       if (this.dirtyFlag) await this.commitLocked(false)
     })
+  }
+
+  /**
+   * open() for writing only: take the write lease now, waiting for another client's
+   * lease here rather than in the first write. The kernel keeps the pages a write covers
+   * locked until the write is answered, so a wait inside write() also stalls every reader
+   * of those pages on this mount; a wait inside open() stalls only the opener.
+   */
+  async prepareWrite (): Promise<void> {
+    if (this.session === undefined && this.readySession === undefined) await this.waitForLease()
   }
 
   /** fsync(): everything written so far durable on the DataServers and committed. */
@@ -878,6 +943,7 @@ export class OpenFile {
   /** Last handle closed: commit anything left and give the lease back. */
   async closeLast (): Promise<void> {
     await this.lock.run(async () => {
+      this.dropReadySession()
       if (this.session === undefined) return
       if (this.dirtyFlag) { await this.commitLocked(false); return }
       // Nothing to commit (created and never written, or all committed by fsync): just
@@ -902,6 +968,7 @@ export class OpenFile {
     }
     if (total !== this.sizeBytes) throw HissError.EIO(`block list holds ${total} bytes, file is ${this.sizeBytes}`)
     const stat = await session.commit(blocks, { mtimeNs: this.mtimeNs, ...this.ownership, keepOpen })
+    this.commits++
     this.ownership = {}
     this.slots = this.slots.map((s): Slot => s.kind === 'stored' ? (s.located === undefined ? { kind: 'base', ref: s.ref } : { kind: 'base', ref: s.ref, located: s.located }) : s)
     this.dirtyFlag = false
@@ -948,6 +1015,7 @@ export class OpenFile {
     for (const s of this.slots) this.dropSlot(s)
     this.slots = []
     this.reindex()
+    this.dropReadySession()
     const session = this.session
     this.session = undefined
     if (session !== undefined) {

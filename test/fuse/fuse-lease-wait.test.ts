@@ -2,6 +2,7 @@
 // file is open (renewing it), and a write to that file from another mount waits for
 // the lease up to client.retry.ms: it succeeds, in order after the holder's data, when
 // the holder closes in time, and fails with EBUSY, changing nothing, when it does not.
+// While it waits, reads of the file on the waiting mount go on.
 // The cluster runs as separate processes, and so does the holder (a Node child writing
 // with write(2) on one descriptor, no dup, so no FUSE flush ends its write early): a
 // test process that hosts servers and also blocks on the mount could starve its own
@@ -90,8 +91,15 @@ async function suite (t: Test): Promise<void> {
     const h = holder(t, join(b.dir, 'queued'), 'b1\n')
     await h.written(1)
     // a's append starts while b holds the lease; b closes about a second later.
-    const append = sh(`echo a1 >> ${q(join(a.dir, 'queued'))}`, { timeoutMs: 30_000 })
-    await new Promise(resolve => setTimeout(resolve, 1000))
+    let appendDone = false
+    const append = sh(`echo a1 >> ${q(join(a.dir, 'queued'))}`, { timeoutMs: 30_000 }).finally(() => { appendDone = true })
+    await new Promise(resolve => setTimeout(resolve, 500))
+    // Meanwhile the file reads on a as committed, and the reader's close does not wait
+    // for the lease either (it used to: the wait held the file's lock).
+    const cat = await sh(`cat ${q(join(a.dir, 'queued'))}`, { timeoutMs: 30_000 })
+    t.same([cat.code, cat.stdout], [0, 'base\n'], 'cat on a reads the committed content while a\'s append waits')
+    t.equal(appendDone, false, 'and finishes before the waiting append does')
+    await new Promise(resolve => setTimeout(resolve, 500))
     h.send('b2')
     await h.written(2)
     h.send('close')
