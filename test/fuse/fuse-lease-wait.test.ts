@@ -71,6 +71,12 @@ async function suite (t: Test): Promise<void> {
     t.ok(waited >= 1000, `b waited for the lease before giving up (${waited} ms)`)
     t.equal(await readFile(join(b.dir, 'held'), 'utf8'), 'base\n', 'b changed nothing; a\'s write is not committed yet')
 
+    // The CLI cannot replace the file under the writer either (it does not wait).
+    const put = await cluster.cli(['put', '-', '/held'], { input: 'replaced\n' })
+    t.not(put.code, 0, 'hissdfs put over the held file fails')
+    t.match(put.stderr, /being written by another client/, 'saying the file is being written')
+    t.equal(await readFile(join(b.dir, 'held'), 'utf8'), 'base\n', 'and changes nothing')
+
     // Hold on past two lease timeouts: the holder's lease is renewed, not lost.
     await new Promise(resolve => setTimeout(resolve, 2 * LEASE_MS + 500))
     const again = await sh(`echo b2 >> ${q(join(b.dir, 'held'))}`, { timeoutMs: 30_000 })
