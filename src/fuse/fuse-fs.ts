@@ -14,7 +14,7 @@ import { AttrCache, type AttrMirror } from './attr-cache.js'
 import { BlockCache, type PieceMirror } from './block-cache.js'
 import { DirCache } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
-import { HandleTable, O_ACCMODE, O_APPEND, O_RDWR, O_WRONLY, type Handle } from './handles.js'
+import { HandleTable, O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, type Handle } from './handles.js'
 import { OpenFile, type OpenFileDeps } from './open-file.js'
 import type { Spool } from './spool.js'
 import { S_IFMT, S_IFREG, toFuseStat, toFuseStatfs } from './stat-convert.js'
@@ -515,9 +515,11 @@ export class HissFuseFs {
     this.attrs.set(path, stat, gen)
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, blocks)
-    if ((flags & O_ACCMODE) === O_WRONLY) {
-      // Opened to write: wait for the write lease here (see OpenFile.prepareWrite),
-      // pinned so that no last close of another handle disposes the file meanwhile.
+    if ((flags & O_ACCMODE) !== O_RDONLY && (flags & (O_APPEND | O_TRUNC)) !== 0) {
+      // Opened to append or to truncate (>> and >), so a change is coming: wait for the
+      // write lease here (see OpenFile.prepareWrite), pinned so that no last close of
+      // another handle disposes the file meanwhile. Other opens for writing take it at
+      // their first change: `touch` opens O_WRONLY only to set times, which needs no lease.
       of.refs++
       try {
         await of.prepareWrite()

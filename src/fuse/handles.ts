@@ -9,6 +9,7 @@ export const O_RDONLY = 0o0
 export const O_WRONLY = 0o1
 export const O_RDWR = 0o2
 export const O_APPEND = 0o2000
+export const O_TRUNC = 0o1000
 
 const MAX_FD = 0x7fffffff
 

@@ -924,7 +924,7 @@ export class OpenFile {
   }
 
   /**
-   * open() for writing only: take the write lease now, waiting for another client's
+   * open() to append or truncate: take the write lease now, waiting for another client's
    * lease here rather than in the first write. The kernel keeps the pages a write covers
    * locked until the write is answered, so a wait inside write() also stalls every reader
    * of those pages on this mount; a wait inside open() stalls only the opener.

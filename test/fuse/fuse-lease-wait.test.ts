@@ -71,6 +71,15 @@ async function suite (t: Test): Promise<void> {
     t.ok(waited >= 1000, `b waited for the lease before giving up (${waited} ms)`)
     t.equal(await readFile(join(b.dir, 'held'), 'utf8'), 'base\n', 'b changed nothing; a\'s write is not committed yet')
 
+    // touch opens O_WRONLY only to set times: no lease needed, so no wait and no EBUSY.
+    // (touch falls back to utimensat when its open fails, so its exit code alone cannot
+    // tell: an open that waited for the lease shows as touch taking b's whole budget.)
+    const touchStart = Date.now()
+    const touch = await sh(`touch ${q(join(b.dir, 'held'))}`, { timeoutMs: 30_000 })
+    const touchMs = Date.now() - touchStart
+    t.equal(touch.code, 0, `touch on b succeeds while a writes ${touch.stderr}`)
+    t.ok(touchMs < 1500, `without waiting for the lease (${touchMs} ms, b's budget is 1500 ms)`)
+
     // The CLI cannot replace the file under the writer either (it does not wait).
     const put = await cluster.cli(['put', '-', '/held'], { input: 'replaced\n' })
     t.not(put.code, 0, 'hissdfs put over the held file fails')
