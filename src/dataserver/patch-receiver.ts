@@ -19,7 +19,8 @@ import {
   applyJournal, encodeJournalHeader, encodedHeaderBytes, fsyncDir, journalTrailer, parseRanges, rangesBytes, verifyPartialChunks, writeAt,
   type JournalHeader, type PatchRange,
 } from './block-patch.js'
-import { Downstream, forwardingSource, parsePipeline, type BlockBody } from './pipeline.js'
+import { Downstream, FanOut, forwardingSource, parsePipeline, type BlockBody, type DownstreamLike } from './pipeline.js'
+import { FAN_OUT_MAX_BYTES } from './block-receiver.js'
 import { readFully } from './replica-reader.js'
 import type { Transport } from './transport.js'
 import type { StreamLimiter } from './stream-limiter.js'
@@ -209,32 +210,36 @@ export interface IncomingPatch extends PatchArgs {
 
 export async function receivePatch (d: PatchDeps, p: IncomingPatch): Promise<WriteBlockReply> {
   checkPatchable(d.store, p)
-  let down: Downstream | undefined
+  let down: DownstreamLike | undefined
   const total = rangesBytes(p.ranges)
+  // A small patch (an fsync after a random write) goes to all downstream hops at once,
+  // as a small block write does (see FAN_OUT_MAX_BYTES): the reply then waits for one
+  // hop instead of each in turn. Larger ones keep the chain.
+  const opts = {
+    transport: d.transport,
+    hops: p.pipeline,
+    block: { id: p.id, gen: p.gen },
+    token: p.token,
+    length: total,
+    timeoutMs: d.downstreamTimeoutMs,
+    log: d.log,
+    method: 'POST' as const,
+    path: `/v1/blocks/${p.id}/patch?gen=${p.gen}&length=${p.newLength}`,
+    headers: { [HEADER_PATCH_RANGES]: p.ranges.map(r => `${r.offset}+${r.length}`).join(',') },
+  }
   const open = p.pipeline.length === 0
     ? undefined
-    : () => (down = new Downstream({
-        transport: d.transport,
-        hops: p.pipeline,
-        block: { id: p.id, gen: p.gen },
-        token: p.token,
-        length: total,
-        timeoutMs: d.downstreamTimeoutMs,
-        log: d.log,
-        method: 'POST',
-        path: `/v1/blocks/${p.id}/patch?gen=${p.gen}&length=${p.newLength}`,
-        headers: { [HEADER_PATCH_RANGES]: p.ranges.map(r => `${r.offset}+${r.length}`).join(',') },
-      }))
+    : () => (down = p.pipeline.length > 1 && total <= FAN_OUT_MAX_BYTES ? new FanOut(opts) : new Downstream(opts))
   let length: number
   try {
     length = (await patchReplica(d.store, p, forwardingSource(p.body, open), d.log)).length
   } catch (err) {
-    ;(down as Downstream | undefined)?.abort()
+    ;(down as DownstreamLike | undefined)?.abort()
     throw err
   }
   // Queued, not awaited: the commit on the NameServer waits for the reports it needs.
   d.reporter.reportReceived([p.id, p.gen, length])
-  const downStored = await ((down as Downstream | undefined)?.result() ?? Promise.resolve([] as string[]))
+  const downStored = await ((down as DownstreamLike | undefined)?.result() ?? Promise.resolve([] as string[]))
   return {
     id: p.id,
     gen: p.gen,

@@ -92,6 +92,30 @@ t.test('block patches through the pipeline', async t => {
     t.same(now.blocks.map(b => [b.id, b.gen, b.length]), [[blocks[0]!.id, blocks[0]!.gen, BLOCK], [b1.id, b1.gen, BLOCK], [b2.id, b2.gen, 3500]])
   })
 
+  await t.test('a patch over FAN_OUT_MAX_BYTES goes along the chain, a small one to every hop at once: both reach every replica', async t => {
+    const big = 1024 * KiB
+    let model = bytes(big, 11)
+    await client.put('/big', Readable.from([model]), { blockSize: big })
+    await healthy(c, '/big')
+    const s = await client.openWrite({ path: '/big' }) as HissWriteSession
+    const base = s.baseBlocks[0]!
+    // 300 KiB of changed bytes: over FAN_OUT_MAX_BYTES (256 KiB), so the chain.
+    const large: Edit[] = [{ offset: 1000, data: bytes(300 * KiB, 12) }]
+    const b1 = await patch(s, base, large)
+    t.equal(b1.locations.length, 3, 'the large patch reached all three replicas')
+    model = apply(model, 0, large)
+    await s.commit([b1], { keepOpen: true })
+    const small: Edit[] = [{ offset: 900 * KiB, data: bytes(100, 13) }]
+    const b2 = await patch(s, b1, small)
+    t.equal(b2.locations.length, 3, 'the small patch reached all three replicas')
+    model = apply(model, 0, small)
+    await s.commit([b2])
+    t.ok((await readAll(client.createReadStream('/big'))).equals(model), 'reads back as the model')
+    const reps = await replicas(c, b2.id)
+    t.equal(reps.length, 3, 'three replicas on disk')
+    for (const r of reps) t.ok(r.gen === b2.gen && r.data.equals(model), 'each at the last generation, byte-identical')
+  })
+
   await t.test('refusals', async t => {
     await client.put('/r', Readable.from([bytes(1000, 5)]))
     const s = await client.openWrite({ path: '/r' }) as HissWriteSession
@@ -120,7 +144,8 @@ t.test('block patches through the pipeline', async t => {
     const s = await client.openWrite({ path: '/d' }) as HissWriteSession
     const edits: Edit[] = [{ offset: 70000, data: bytes(4096, 7) }]
     const b = await patch(s, s.baseBlocks[0]!, edits)
-    t.ok(b.locations.length >= 1 && b.locations.length < 3, `stored on ${b.locations.length} replica(s), not on the dead one`)
+    // A small patch goes to every hop at once: the dead middle one does not cut off the last.
+    t.equal(b.locations.length, 2, `stored on the two live replicas (${b.locations.length})`)
     t.notOk(b.locations.some(l => l.id === order[1]), 'the dead one is not a location')
     await s.commit([b])
     model = apply(model, 0, edits)
