@@ -625,6 +625,7 @@ export class HissFuseFs {
     const h0 = this.handles.find(fd)
     if (h0?.mapped === true) { this.nativeReads?.map(fd, null); h0.mapped = false }
     const h = this.handles.close(fd)
+    if (h.writable) h.file.writersGone()
     if (h.file.refs === 0) await this.lastClose(h.file)
   }
 

@@ -45,6 +45,7 @@ export class HandleTable {
     }
     this.handles.set(fd, h)
     file.refs++
+    if (h.writable) file.writers++
     return h
   }
 
@@ -59,6 +60,7 @@ export class HandleTable {
     const h = this.get(fd)
     this.handles.delete(fd)
     h.file.refs--
+    if (h.writable) h.file.writers--
     return h
   }
 

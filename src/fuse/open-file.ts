@@ -159,6 +159,8 @@ function bareRef (r: BlockRef): BlockRef {
 export class OpenFile {
   /** Open handles on this inode in this mount. */
   refs = 0
+  /** Of those, the ones open for writing. */
+  writers = 0
   private slots: Slot[] = []
   private offsets: number[] = []
   private blockSizeBytes: number
@@ -916,11 +918,18 @@ export class OpenFile {
   /** close(): commit local changes, ending the write session. */
   async flush (): Promise<void> {
     await this.lock.run(async () => {
-      // A lease taken at open and not used: give it back now, not at the last close
-      // (a reader may keep the file open for long, as `tail -f` does).
-      this.dropReadySession()
       if (this.dirtyFlag) await this.commitLocked(false)
     })
+  }
+
+  /**
+   * The last handle open for writing was released: give back a lease taken at open and
+   * never used, now rather than at the last close (a reader may keep the file open for
+   * long, as `tail -f` does). Not at flush: a shell's `>>` dups the descriptor and closes
+   * the original (a flush) before it writes.
+   */
+  writersGone (): void {
+    if (this.writers === 0) this.dropReadySession()
   }
 
   /**

@@ -12,6 +12,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, shOk, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
+import { waitUntil } from '../helpers/wait-until.js'
 
 const N = 12
 
@@ -60,6 +61,22 @@ async function suite (t: Test): Promise<void> {
     const rm = log.take()
     t.equal(rm['POST /v1/ns/delete'], 2 * N + 2, 'rm -r: one delete per entry')
     t.same(Object.keys(rm).filter(k => !['POST /v1/ns/delete', 'GET /v1/ns/list', 'GET /v1/ns/statfs'].includes(k)), [], 'besides the listings rm reads: no lookups')
+
+    // A shell's >> opens (taking the write lease in open), dups the descriptor and closes
+    // the original (a flush) before it writes: the lease must survive that flush.
+    await writeFile(join(a.dir, 'log'), 'first\n')
+    log.take()
+    for (let i = 0; i < 3; i++) await shOk(`echo line${i} >> ${q(join(a.dir, 'log'))}`)
+    const ap = log.take()
+    t.equal(ap['POST /v1/ns/write/open'], 3, `>> from a shell: one write/open per append ${JSON.stringify(ap)}`)
+    t.equal(ap['POST /v1/ns/write/abort'], undefined, 'and no lease given back unused')
+    t.equal(ap['POST /v1/ns/write/commit'], 3, 'one commit per append')
+    t.equal(await readFile(join(b.dir, 'log'), 'utf8'), 'first\nline0\nline1\nline2\n')
+    // An append open that never writes gives its lease back when it is closed.
+    await shOk(`: >> ${q(join(a.dir, 'log'))}`)
+    // FUSE's release comes after close() returned: wait for the abort it sends.
+    await waitUntil(() => log.seen('POST /v1/ns/write/abort') || undefined, { timeoutMs: 10_000, what: 'the unused lease to be given back' })
+    t.same(log.take(), { 'GET /v1/ns/stat': 1, 'POST /v1/ns/write/open': 1, 'POST /v1/ns/write/abort': 1 }, '`: >>`: the stat of the open, the lease taken at open and given back at close')
 
     // A fresh listing answers the lookups of its entries.
     await cluster.client.mkdir('/other')
