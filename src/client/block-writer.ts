@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream'
 import { HissError } from '../common/errors.js'
 import {
-  HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN,
+  HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, HEADER_ZERO_LENGTH,
   type AddBlockReply, type WriteBlockReply,
 } from '../common/protocol.js'
 import { errorFromResponse, toHissError } from './http-errors.js'
@@ -81,5 +81,12 @@ export async function sendBlock (http: HttpClient, alloc: AddBlockReply, body: R
   if (length !== undefined && reply.length !== length) {
     throw HissError.EIO(`DataServer ${alloc.targets[0]!.address} stored ${reply.length} bytes of ${length}`)
   }
+  return reply
+}
+
+/** Store block `alloc.block` as `length` zero bytes (HEADER_ZERO_LENGTH): no body is sent. */
+export async function sendZeroBlock (http: HttpClient, alloc: AddBlockReply, length: number): Promise<WriteBlockReply> {
+  const reply = await sendToPipeline(http, 'put', alloc, alloc.block, `/v1/blocks/${alloc.block.id}`, {}, Buffer.alloc(0), { [HEADER_ZERO_LENGTH]: String(length) }, 'block write')
+  if (reply.length !== length) throw HissError.EIO(`DataServer ${alloc.targets[0]!.address} stored ${reply.length} zero bytes of ${length}`)
   return reply
 }

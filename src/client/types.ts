@@ -59,6 +59,11 @@ export interface WriteSession {
    */
   storeBlock (data: Readable | Buffer, length?: number, opts?: StoreOptions): Promise<BlockRef>
   /**
+   * Store a block of `length` zero bytes (a hole left by truncate or a write past the
+   * end) without sending them: the DataServers keep it sparse. Same retries as storeBlock.
+   */
+  storeZeros? (length: number): Promise<BlockRef>
+  /**
    * Change a block of the file's committed content in place: only `patch.ranges` travel,
    * to the DataServers holding the block, which move it to a new generation (durable on
    * at least replication.min of them when this resolves). Commit the returned block

@@ -6,7 +6,7 @@ import { HissError, isHissError, type ErrorCode } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { Clock } from '../common/clock.js'
 import type { AddBlockReply, BlockRef, FileStat, LocatedBlock, WriteOpenReply } from '../common/protocol.js'
-import { sendBlock } from './block-writer.js'
+import { sendBlock, sendZeroBlock } from './block-writer.js'
 import { patchBlock, type BlockPatch } from './block-patcher.js'
 import { toHissError } from './http-errors.js'
 import type { HttpClient } from './http.js'
@@ -26,8 +26,11 @@ export const FIRST_BLOCK_MAX_AGE_MS = 60_000
 // Errors that say our request itself is wrong: another pipeline would not help.
 const NOT_RETRIABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['EINVAL', 'BAD_REQUEST', 'TOO_LARGE', 'EFBIG', 'LEASE_EXPIRED'])
 
-/** A body for one attempt; `undefined` when the bytes cannot be sent again. */
-export type BodySource = (attempt: number) => Promise<{ body: Readable | Buffer, length?: number, onSent?: (bytes: number) => void } | undefined>
+/**
+ * A body for one attempt; `undefined` when the bytes cannot be sent again. `zeros`: the
+ * block is that many zero bytes, sent as HEADER_ZERO_LENGTH without a body.
+ */
+export type BodySource = (attempt: number) => Promise<{ body: Readable | Buffer, length?: number, onSent?: (bytes: number) => void, zeros?: number } | undefined>
 
 export interface WriteSessionDeps {
   ns: NameServerClient
@@ -83,6 +86,12 @@ export class HissWriteSession implements WriteSession {
     return this.storeWith(async attempt => attempt === 0 ? { body: data, ...(length === undefined ? {} : { length }), ...(onSent === undefined ? {} : { onSent }) } : undefined)
   }
 
+  /** Store a block of `length` zero bytes (a hole): no bytes travel, replicas are sparse. */
+  storeZeros (length: number): Promise<BlockRef> {
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.blockSize) return Promise.reject(HissError.EINVAL(`block of ${length} bytes exceeds the block size ${this.blockSize}`))
+    return this.storeWith(async () => ({ body: Buffer.alloc(0), zeros: length }))
+  }
+
   /**
    * Store one block, trying up to MAX_BLOCK_ATTEMPTS pipelines. `source(n)` is asked
    * for the body of attempt n after its block is allocated; errors it throws end the
@@ -100,7 +109,9 @@ export class HissWriteSession implements WriteSession {
       if (src === undefined) throw lastErr ?? HissError.EIO('block data cannot be sent again')
       try {
         const t0 = performance.now()
-        const reply = await sendBlock(this.d.http, alloc, src.body, src.length, src.onSent)
+        const reply = src.zeros !== undefined
+          ? await sendZeroBlock(this.d.http, alloc, src.zeros)
+          : await sendBlock(this.d.http, alloc, src.body, src.length, src.onSent)
         this.d.log.debug('block stored', { id: reply.id, length: reply.length, stored: reply.stored.length, ms: +(performance.now() - t0).toFixed(2) })
         if (reply.stored.length >= minStored) return { id: reply.id, gen: reply.gen, length: reply.length }
         const failed = reply.failed.length > 0 ? reply.failed : alloc.targets.map(t => t.id).filter(id => !reply.stored.includes(id))

@@ -26,6 +26,14 @@ export const HEADER_PIPELINE = 'x-hiss-pipeline'
 export const HEADER_PIPELINE_IDS = 'x-hiss-pipeline-ids'
 /** Expected block length on a write, when the writer knows it (replication does). */
 export const HEADER_BLOCK_LENGTH = 'x-hiss-block-length'
+/**
+ * Block write of a block that is all zeros (a hole: a file grown by truncate or by a write
+ * past its end): `PUT /v1/blocks/:id` with this header naming the length and an empty
+ * body. The DataServer stores it sparse where its file system allows (no data blocks on
+ * disk, no bytes on the wire) and forwards it the same way; it reads back as zeros,
+ * checksummed like any block. Not combined with HEADER_BLOCK_LENGTH.
+ */
+export const HEADER_ZERO_LENGTH = 'x-hiss-zero-length'
 /** Block patch: the byte ranges the body carries, `offset+length` comma-separated, ascending. */
 export const HEADER_PATCH_RANGES = 'x-hiss-patch-ranges'
 /** Most ranges one block patch may carry. */
@@ -329,6 +337,8 @@ export type DataServerCommand =
 //      downstream that succeeded). The replica is reported to the NameServer
 //      (incremental, batched) once durable, without holding the reply: the reply may
 //      reach the client first, and a commit waits for the reports it needs.
+//      With HEADER_ZERO_LENGTH (and an empty body): a block of that many zeros, stored
+//      sparse and forwarded to every downstream hop at once.
 // GET  /v1/blocks/:id?gen=G[&offset=O&length=L]  -> raw bytes, verified against the
 //      checksums chunk by chunk; on a mismatch the response is cut short (the client
 //      sees fewer bytes than Content-Length) and the replica is reported corrupt.

@@ -4,7 +4,7 @@
 // NameServer is told (incremental `received`) as soon as the local copy is durable,
 // without holding the reply: a commit waits for the reports.
 import type { Logger } from '../common/log.js'
-import type { DataServerRef, ReplicaTuple, WriteBlockReply } from '../common/protocol.js'
+import { HEADER_ZERO_LENGTH, type DataServerRef, type ReplicaTuple, type WriteBlockReply } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
 import { Downstream, FanOut, forwardingSource, type BlockBody, type DownstreamLike } from './pipeline.js'
 import type { Transport } from './transport.js'
@@ -40,11 +40,14 @@ export interface IncomingBlock {
   body: BlockBody
   pipeline: DataServerRef[]
   expectedLength?: number | undefined
+  /** A block of this many zeros (HEADER_ZERO_LENGTH): the body is empty. */
+  zeroLength?: number | undefined
 }
 
 export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<WriteBlockReply> {
   // Refuse before the downstream is contacted, so a doomed write costs nothing there.
   d.store.checkWritable(b.id, b.gen)
+  if (b.zeroLength !== undefined) return await receiveZeroBlock(d, b, b.zeroLength)
   let down: DownstreamLike | undefined
   // A body of unknown length is held up to FAN_OUT_MAX_BYTES before forwarding: when it
   // ends within that, it goes on (and is stored) as a small block of known length.
@@ -84,6 +87,43 @@ export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<
     length,
     stored: [d.selfId, ...downStored],
     // Every pipeline member that does not hold the block: stored ∪ failed = all targets.
+    failed: b.pipeline.map(h => h.id).filter(id => !downStored.includes(id)),
+  }
+}
+
+/**
+ * A block of zeros: nothing to stream, so every downstream hop gets the same empty
+ * request at once while this one sizes its sparse replica.
+ */
+async function receiveZeroBlock (d: ReceiverDeps, b: IncomingBlock, zeroLength: number): Promise<WriteBlockReply> {
+  const down: DownstreamLike | undefined = b.pipeline.length === 0
+    ? undefined
+    : new FanOut({
+      transport: d.transport,
+      hops: b.pipeline,
+      block: { id: b.id, gen: b.gen },
+      token: b.token,
+      timeoutMs: d.downstreamTimeoutMs,
+      log: d.log,
+      headers: { [HEADER_ZERO_LENGTH]: String(zeroLength), 'content-length': '0' },
+    })
+  down?.end()
+  let length: number
+  try {
+    const r = await d.store.writeZero(b.id, b.gen, zeroLength)
+    length = r.length
+    if (r.replacedGen !== undefined) d.reporter.reportDeleted(b.id, r.replacedGen)
+  } catch (err) {
+    down?.abort()
+    throw err
+  }
+  d.reporter.reportReceived([b.id, b.gen, length])
+  const downStored = await (down?.result() ?? Promise.resolve([] as string[]))
+  return {
+    id: b.id,
+    gen: b.gen,
+    length,
+    stored: [d.selfId, ...downStored],
     failed: b.pipeline.map(h => h.id).filter(id => !downStored.includes(id)),
   }
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../common/log.js'
 import type { ReplicaTuple } from '../common/protocol.js'
 import { BlockLocks } from './block-locks.js'
 import { recoverJournals } from './block-patch.js'
-import { ChunkChecksummer, META_HEADER_BYTES, decodeMetaHeader, metaFileBytes, type MetaHeader } from './checksum.js'
+import { ChunkChecksummer, META_HEADER_BYTES, decodeMetaHeader, metaFileBytes, zeroMetaBytes, type MetaHeader } from './checksum.js'
 import { ReplicaIndex } from './replica-index.js'
 import { readFully, readVerified, type ReadVerifiedOptions } from './replica-reader.js'
 import { StorageLayout } from './storage-layout.js'
@@ -312,6 +312,24 @@ export class BlockStore {
     }
   }
 
+  /**
+   * A replica of `length` zero bytes (HEADER_ZERO_LENGTH): the data file is only sized
+   * (sparse where the file system allows), the checksums are those of zeros; otherwise
+   * the same steps and durability as write().
+   */
+  async writeZero (id: number, gen: number, length: number): Promise<WriteResult> {
+    this.checkWritable(id, gen)
+    if (length > MAX_BLOCK_BYTES) throw HissError.from('TOO_LARGE', `block over ${MAX_BLOCK_BYTES} bytes`)
+    this.writing.add(id)
+    try {
+      const room = this.checkRoom(1)
+      if (room !== undefined) await room
+      return await this.writeStreamed(id, gen, noBytes(), undefined, length)
+    } finally {
+      this.writing.delete(id)
+    }
+  }
+
   /** The new replica's files are durable in place: index it, drop what it replaces. */
   private async installed (id: number, gen: number, length: number, metaLength: number): Promise<WriteResult> {
     const prev = this.index.get(id)
@@ -326,8 +344,11 @@ export class BlockStore {
     return result
   }
 
-  /** Any block, streamed to disk through the write-behind queue. */
-  private async writeStreamed (id: number, gen: number, source: AsyncIterable<Uint8Array>, expected: number | undefined): Promise<WriteResult> {
+  /**
+   * Any block, streamed to disk through the write-behind queue; with `zeroLength`, a
+   * block of that many zeros (the source is empty and the data file is only sized).
+   */
+  private async writeStreamed (id: number, gen: number, source: AsyncIterable<Uint8Array>, expected: number | undefined, zeroLength?: number): Promise<WriteResult> {
     const L = this.layout
     const tmp = L.tmpPaths(id, gen, randomBytes(8).toString('hex'))
     let dataOpen: Promise<FileHandle> | undefined
@@ -355,6 +376,12 @@ export class BlockStore {
       if (expected !== undefined && sum.length !== expected) throw HissError.BAD_REQUEST(`block is ${sum.length} bytes, announced ${expected}`)
       length = sum.length
       metaBytes = sum.finish()
+      if (zeroLength !== undefined) {
+        if (length !== 0) throw HissError.BAD_REQUEST('a block of zeros has no body')
+        await (await dataOpen).truncate(zeroLength)
+        length = zeroLength
+        metaBytes = zeroMetaBytes(zeroLength, this.chunkBytes)
+      }
       const w = behind
       const [dataFh, metaFh] = await Promise.all([
         (async () => { await w.flush(); const fh = await dataOpen!; await fh.sync(); return fh })(),
@@ -575,3 +602,6 @@ async function gather (source: AsyncIterable<Uint8Array>, limit: number): Promis
   }
   return { ended, bytes, rest: rest() }
 }
+
+/** An empty byte source (the body of a block of zeros). */
+async function * noBytes (): AsyncGenerator<Uint8Array> {}

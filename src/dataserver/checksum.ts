@@ -114,3 +114,19 @@ export function verifyChunks (data: Buffer, crcs: Buffer, chunkBytes: number): n
   }
   return off
 }
+
+/**
+ * The meta file of a block of `length` zero bytes, the same bytes ChunkChecksummer would
+ * produce, without reading zeros through the CRC: every full chunk has one CRC.
+ */
+export function zeroMetaBytes (length: number, chunkBytes: number): Buffer {
+  const n = chunkCount(length, chunkBytes)
+  const out = Buffer.alloc(META_HEADER_BYTES + n * 4)
+  encodeMetaHeader({ chunkBytes, length }).copy(out, 0)
+  if (n === 0) return out
+  const tail = length - (n - 1) * chunkBytes
+  const full = crc32c(Buffer.alloc(Math.min(chunkBytes, length))) >>> 0
+  for (let i = 0; i < n - 1; i++) out.writeUInt32BE(full, META_HEADER_BYTES + i * 4)
+  out.writeUInt32BE((tail === chunkBytes ? full : crc32c(Buffer.alloc(tail))) >>> 0, META_HEADER_BYTES + (n - 1) * 4)
+  return out
+}

@@ -7,7 +7,7 @@ import type { Clock } from '../common/clock.js'
 import { HissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { parseBlockNumber } from '../common/paths.js'
-import { HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, type WriteBlockReply } from '../common/protocol.js'
+import { HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, HEADER_ZERO_LENGTH, type WriteBlockReply } from '../common/protocol.js'
 import type { BlockStore, ReadHandle } from './block-store.js'
 import type { IncomingBlock } from './block-receiver.js'
 import { parsePipeline } from './pipeline.js'
@@ -39,10 +39,11 @@ export function blockRoutes (d: BlockRoutesDeps): express.Router {
       const token = req.get(HEADER_TOKEN)
       verifyBlockToken(d.secret, token, { b: id, g: gen, a: 'w' }, d.clock.wallNow())
       const pipeline = parsePipeline(req.get(HEADER_PIPELINE), req.get(HEADER_PIPELINE_IDS), d.selfId)
-      const expectedLength = announcedLength(req)
+      const zeroLength = announcedZeros(req)
+      const expectedLength = zeroLength === undefined ? announcedLength(req) : undefined
       if (!d.limiter.tryAcquire()) throw HissError.EAGAIN('dataserver busy: too many block streams')
       try {
-        res.json(await d.receive({ id, gen, token: token!, body: req as IncomingMessage, pipeline, expectedLength }))
+        res.json(await d.receive({ id, gen, token: token!, body: req as IncomingMessage, pipeline, expectedLength, zeroLength }))
       } finally {
         d.limiter.release()
       }
@@ -72,6 +73,17 @@ export function blockRoutes (d: BlockRoutesDeps): express.Router {
   })
 
   return r
+}
+
+/** HEADER_ZERO_LENGTH: a block of zeros, with an empty body and no HEADER_BLOCK_LENGTH. */
+function announcedZeros (req: Request): number | undefined {
+  const z = req.get(HEADER_ZERO_LENGTH)
+  if (z === undefined) return undefined
+  const n = parseBlockNumber(z, 'zero block length')
+  if (req.get(HEADER_BLOCK_LENGTH) !== undefined) throw HissError.BAD_REQUEST(`${HEADER_ZERO_LENGTH} and ${HEADER_BLOCK_LENGTH} together`)
+  const cl = req.get('content-length')
+  if (req.get('transfer-encoding') !== undefined || (cl !== undefined && cl !== '0')) throw HissError.BAD_REQUEST('a block of zeros has no body')
+  return n
 }
 
 /** HEADER_BLOCK_LENGTH and Content-Length, when present, must agree. */

@@ -53,7 +53,11 @@ export class BlockUpload {
    * `retainUpTo`: keep a copy of what is sent while the block holds at most this many
    * bytes, so a small block can go into the read cache once stored (takeRetained).
    */
-  constructor (session: WriteSession, private readonly source: UploadSource, opts: { sealed: boolean, chunkBytes?: number, retainUpTo?: number }) {
+  /**
+   * `zeros`: the block is that many zero bytes (a sealed hole) and goes through
+   * WriteSession.storeZeros when the session has it: nothing is streamed.
+   */
+  constructor (session: WriteSession, private readonly source: UploadSource, opts: { sealed: boolean, chunkBytes?: number, retainUpTo?: number, zeros?: number }) {
     this.retainUpTo = opts.retainUpTo ?? 0
     if (this.retainUpTo > 0) this.retained = []
     this.sealedFlag = opts.sealed
@@ -63,7 +67,13 @@ export class BlockUpload {
     this.stream.on('error', () => {})
     let started: Promise<BlockRef>
     try {
-      started = session.storeBlock(this.stream, opts.sealed ? source.length() : undefined, { onSent: n => { this.onSent(n) } })
+      if (opts.zeros !== undefined && opts.sealed && session.storeZeros !== undefined) {
+        // The whole block counts as on the wire: a write into it must abort this upload.
+        this.sent = this.claimed = opts.zeros
+        started = session.storeZeros(opts.zeros)
+      } else {
+        started = session.storeBlock(this.stream, opts.sealed ? source.length() : undefined, { onSent: n => { this.onSent(n) } })
+      }
     } catch (err) {
       started = Promise.reject(err)
     }

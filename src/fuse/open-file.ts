@@ -887,7 +887,7 @@ export class OpenFile {
     // A small new block goes into the read cache once stored: reading back what was just
     // written is common (build tools, tar's diff) and costs a DataServer round trip otherwise.
     const retainUpTo = slot.kind === 'local' ? this.deps.cache.pieceBytes : 0
-    const up = new BlockUpload(this.session, source, { sealed, retainUpTo })
+    const up = new BlockUpload(this.session, source, { sealed, retainUpTo, ...(slot.kind === 'zero' ? { zeros: slot.length } : {}) })
     slot.upload = up
     up.result.then(ref => {
       if (up.aborted || slot.upload !== up) return

@@ -2,7 +2,7 @@
 // must serve blocks before registration succeeds).
 import t from 'tap'
 import net from 'node:net'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { ManualClock } from '../../../src/common/clock.js'
 import { HissError } from '../../../src/common/errors.js'
 import { parseConfig } from '../../../src/common/config.js'
@@ -61,6 +61,32 @@ t.test('ping, write, read ranges, id kept across restarts', async t => {
   t.equal(second.ds.id, id, 'same id after restart')
   t.equal((await readFile(`${root}/id`, 'utf8')).trim(), id)
   t.ok((await getBlock(second.addr, 12, 1)).body.equals(data), 'block still there after restart')
+})
+
+t.test('a block of zeros (x-hiss-zero-length): no body, a sparse replica, reads back as zeros; malformed ones refused', async t => {
+  const { addr, layout } = await startDs(t)
+  const n = 8 * 1024 * 1024 + 123
+  const put = await putBlock(addr, 40, 1, Buffer.alloc(0), { 'x-hiss-zero-length': String(n) })
+  t.equal(put.status, 200, put.body.toString())
+  t.match(JSON.parse(put.body.toString()), { id: 40, gen: 1, length: n })
+  const data = await stat(layout.dataPath(40, 1))
+  t.equal(data.size, n, 'the data file has the block length')
+  t.ok(data.blocks * 512 < 1024 * 1024, `and is sparse on disk (${data.blocks * 512} bytes allocated)`)
+  const whole = await getBlock(addr, 40, 1)
+  t.equal(whole.status, 200)
+  t.ok(whole.body.equals(Buffer.alloc(n)), 'reads back as zeros, checksums verified')
+  const part = await getBlock(addr, 40, 1, '&offset=5000000&length=100')
+  t.ok(part.body.equals(Buffer.alloc(100)), 'a range too')
+
+  const withBody = await putBlock(addr, 41, 1, bytes(10), { 'x-hiss-zero-length': '10' })
+  t.equal(withBody.status, 400, 'a body with it is refused')
+  const both = await putBlock(addr, 42, 1, Buffer.alloc(0), { 'x-hiss-zero-length': '10', 'x-hiss-block-length': '10' })
+  t.equal(both.status, 400, 'with x-hiss-block-length too: refused')
+  const bad = await putBlock(addr, 43, 1, Buffer.alloc(0), { 'x-hiss-zero-length': '-5' })
+  t.equal(bad.status, 400, 'a malformed length is refused')
+  const huge = await putBlock(addr, 44, 1, Buffer.alloc(0), { 'x-hiss-zero-length': String(2 ** 33) })
+  t.equal(huge.status, 413, 'over the largest block: refused')
+  for (const id of [41, 42, 43, 44]) t.equal((await getBlock(addr, id, 1)).status, 404, `block ${id} was not stored`)
 })
 
 t.test('one dataserver per storage directory', async t => {

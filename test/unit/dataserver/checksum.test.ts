@@ -1,6 +1,6 @@
 import t from 'tap'
 import { crc32c } from '@node-rs/crc32'
-import { ChunkChecksummer, META_HEADER_BYTES, decodeMetaHeader, encodeMetaHeader, metaFileBytes, verifyChunks } from '../../../src/dataserver/checksum.js'
+import { ChunkChecksummer, META_HEADER_BYTES, decodeMetaHeader, encodeMetaHeader, metaFileBytes, verifyChunks, zeroMetaBytes } from '../../../src/dataserver/checksum.js'
 import { bytes } from './helpers.js'
 
 function expectedCrcs (data: Buffer, chunk: number): number[] {
@@ -55,4 +55,14 @@ t.test('verifyChunks reports how far the data is good', async t => {
   bad[0] = bad[0]! ^ 1
   t.equal(verifyChunks(bad, crcs, 512), 0)
   t.equal(verifyChunks(data, crcs.subarray(0, 8), 512), 1024, 'missing CRCs do not verify')
+})
+
+t.test('zeroMetaBytes is what ChunkChecksummer makes of zeros', async t => {
+  for (const chunk of [512, 4096]) {
+    for (const length of [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk, 3 * chunk + 5]) {
+      const sum = new ChunkChecksummer(chunk)
+      sum.update(Buffer.alloc(length))
+      t.ok(zeroMetaBytes(length, chunk).equals(sum.finish()), `chunk ${chunk}, length ${length}`)
+    }
+  }
 })
