@@ -78,9 +78,14 @@ export async function receiveBlock (d: ReceiverDeps, b: IncomingBlock): Promise<
     ;(down as DownstreamLike | undefined)?.abort()
     throw err
   }
+  return await stored(d, b, length, down as DownstreamLike | undefined)
+}
+
+/** The local copy is durable: report it, wait for the downstream, answer. */
+async function stored (d: ReceiverDeps, b: IncomingBlock, length: number, down: DownstreamLike | undefined): Promise<WriteBlockReply> {
   // Queued, not awaited: the commit on the NameServer waits for the reports it needs.
   d.reporter.reportReceived([b.id, b.gen, length])
-  const downStored = await ((down as DownstreamLike | undefined)?.result() ?? Promise.resolve([] as string[]))
+  const downStored = await (down?.result() ?? Promise.resolve([] as string[]))
   return {
     id: b.id,
     gen: b.gen,
@@ -117,13 +122,5 @@ async function receiveZeroBlock (d: ReceiverDeps, b: IncomingBlock, zeroLength: 
     down?.abort()
     throw err
   }
-  d.reporter.reportReceived([b.id, b.gen, length])
-  const downStored = await (down?.result() ?? Promise.resolve([] as string[]))
-  return {
-    id: b.id,
-    gen: b.gen,
-    length,
-    stored: [d.selfId, ...downStored],
-    failed: b.pipeline.map(h => h.id).filter(id => !downStored.includes(id)),
-  }
+  return await stored(d, b, length, down)
 }
