@@ -3,7 +3,7 @@
 // rebuilds the index. Knows nothing about HTTP or the NameServer: it tells its owner
 // about corrupt or vanished replicas through the `events` hooks.
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises'
 import { HissError, fromNodeError, isHissError } from '../common/errors.js'
 import { every, type Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
@@ -327,6 +327,24 @@ export class BlockStore {
       return await this.writeStreamed(id, gen, noBytes(), undefined, length)
     } finally {
       this.writing.delete(id)
+    }
+  }
+
+  /**
+   * Whether the replica is a block of zeros held sparse: no data allocated on disk and
+   * exactly the checksums of zeros. Re-replication then sends it as a block of zeros
+   * (HEADER_ZERO_LENGTH) instead of streaming zeros that the target would store dense.
+   */
+  async isSparseZeros (id: number, gen: number, length: number): Promise<boolean> {
+    const r = this.index.get(id)
+    if (r === undefined || r.gen !== gen || r.length !== length || length === 0) return false
+    try {
+      const st = await stat(this.layout.dataPath(id, gen))
+      if (st.blocks !== 0 || st.size !== r.length) return false
+      const meta = await readFile(this.layout.metaPath(id, gen))
+      return meta.equals(zeroMetaBytes(r.length, decodeMetaHeader(meta).chunkBytes))
+    } catch {
+      return false
     }
   }
 

@@ -4,7 +4,7 @@
 // store does that) and cuts the outgoing stream, so the target drops its partial copy.
 import { isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
-import type { BlockRef, DataServerRef } from '../common/protocol.js'
+import { HEADER_ZERO_LENGTH, type BlockRef, type DataServerRef } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
 import { Downstream } from './pipeline.js'
 import type { Transport } from './transport.js'
@@ -74,6 +74,22 @@ export class Replicator {
   private async replicate (cmd: ReplicateCommand): Promise<ReplicationResult> {
     const { block, targets, token } = cmd
     if (targets.length === 0) return { outcome: 'skipped', stored: [] }
+    if (await this.o.store.isSparseZeros(block.id, block.gen, block.length)) {
+      // A hole: the targets size sparse replicas of their own, nothing is streamed.
+      const down = new Downstream({
+        transport: this.o.transport,
+        hops: targets,
+        block: { id: block.id, gen: block.gen },
+        token,
+        timeoutMs: this.o.timeoutMs,
+        log: this.o.log,
+        headers: { [HEADER_ZERO_LENGTH]: String(block.length), 'content-length': '0' },
+      })
+      down.end()
+      const stored = await down.result()
+      this.o.log.info('replicated block of zeros', { block: block.id, gen: block.gen, stored })
+      return { outcome: stored.length > 0 ? 'done' : 'failed', stored }
+    }
     let handle
     try {
       handle = this.o.store.openRead(block.id, block.gen)
