@@ -4,7 +4,7 @@
 // NameServer is told (incremental `received`) as soon as the local copy is durable,
 // without holding the reply: a commit waits for the reports.
 import type { Logger } from '../common/log.js'
-import { HEADER_ZERO_LENGTH, type DataServerRef, type ReplicaTuple, type WriteBlockReply } from '../common/protocol.js'
+import type { DataServerRef, ReplicaTuple, WriteBlockReply } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
 import { Downstream, FanOut, forwardingSource, type BlockBody, type DownstreamLike } from './pipeline.js'
 import type { Transport } from './transport.js'
@@ -110,7 +110,7 @@ async function receiveZeroBlock (d: ReceiverDeps, b: IncomingBlock, zeroLength: 
       token: b.token,
       timeoutMs: d.downstreamTimeoutMs,
       log: d.log,
-      headers: { [HEADER_ZERO_LENGTH]: String(zeroLength), 'content-length': '0' },
+      zeros: zeroLength,
     })
   down?.end()
   let length: number

@@ -395,7 +395,6 @@ export class BlockStore {
       length = sum.length
       metaBytes = sum.finish()
       if (zeroLength !== undefined) {
-        if (length !== 0) throw HissError.BAD_REQUEST('a block of zeros has no body')
         await (await dataOpen).truncate(zeroLength)
         length = zeroLength
         metaBytes = zeroMetaBytes(zeroLength, this.chunkBytes)

@@ -6,7 +6,7 @@
 import type http from 'node:http'
 import { HissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
-import { HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, type DataServerRef, type WriteBlockReply } from '../common/protocol.js'
+import { HEADER_BLOCK_LENGTH, HEADER_PIPELINE, HEADER_PIPELINE_IDS, HEADER_TOKEN, HEADER_ZERO_LENGTH, type DataServerRef, type WriteBlockReply } from '../common/protocol.js'
 import { readJsonReply } from './http-json.js'
 import type { Transport } from './transport.js'
 
@@ -45,6 +45,8 @@ export interface DownstreamOptions {
   token: string
   /** Known length: sent as Content-Length so a truncated stream is detected downstream. */
   length?: number | undefined
+  /** A block of this many zeros (HEADER_ZERO_LENGTH): an empty body, only end() it. */
+  zeros?: number | undefined
   /** Idle timeout per hop; the wait scales with the hops behind the first one. */
   timeoutMs: number
   log: Logger
@@ -76,7 +78,10 @@ export class Downstream {
       headers[HEADER_PIPELINE] = rest.map(h => h.address).join(',')
       headers[HEADER_PIPELINE_IDS] = rest.map(h => h.id).join(',')
     }
-    if (o.length !== undefined) {
+    if (o.zeros !== undefined) {
+      headers[HEADER_ZERO_LENGTH] = String(o.zeros)
+      headers['content-length'] = 0
+    } else if (o.length !== undefined) {
       headers['content-length'] = o.length
       headers[HEADER_BLOCK_LENGTH] = String(o.length)
     }

@@ -4,7 +4,7 @@
 // store does that) and cuts the outgoing stream, so the target drops its partial copy.
 import { isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
-import { HEADER_ZERO_LENGTH, type BlockRef, type DataServerRef } from '../common/protocol.js'
+import type { BlockRef, DataServerRef } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
 import { Downstream } from './pipeline.js'
 import type { Transport } from './transport.js'
@@ -74,51 +74,42 @@ export class Replicator {
   private async replicate (cmd: ReplicateCommand): Promise<ReplicationResult> {
     const { block, targets, token } = cmd
     if (targets.length === 0) return { outcome: 'skipped', stored: [] }
-    if (await this.o.store.isSparseZeros(block.id, block.gen, block.length)) {
-      // A hole: the targets size sparse replicas of their own, nothing is streamed.
-      const down = new Downstream({
-        transport: this.o.transport,
-        hops: targets,
-        block: { id: block.id, gen: block.gen },
-        token,
-        timeoutMs: this.o.timeoutMs,
-        log: this.o.log,
-        headers: { [HEADER_ZERO_LENGTH]: String(block.length), 'content-length': '0' },
-      })
-      down.end()
-      const stored = await down.result()
-      this.o.log.info('replicated block of zeros', { block: block.id, gen: block.gen, stored })
-      return { outcome: stored.length > 0 ? 'done' : 'failed', stored }
-    }
+    // A hole still sparse here goes as a block of zeros: the targets size sparse replicas
+    // of their own and nothing is streamed (streamed zeros would be stored dense).
+    const zeros = await this.o.store.isSparseZeros(block.id, block.gen, block.length)
     let handle
-    try {
-      handle = this.o.store.openRead(block.id, block.gen)
-    } catch (err) {
-      this.o.log.warn('cannot replicate: no usable replica here', { block: block.id, gen: block.gen, code: isHissError(err) ? err.code : undefined })
-      return { outcome: 'no-replica', stored: [] }
+    if (!zeros) {
+      try {
+        handle = this.o.store.openRead(block.id, block.gen)
+      } catch (err) {
+        this.o.log.warn('cannot replicate: no usable replica here', { block: block.id, gen: block.gen, code: isHissError(err) ? err.code : undefined })
+        return { outcome: 'no-replica', stored: [] }
+      }
     }
     const down = new Downstream({
       transport: this.o.transport,
       hops: targets,
       block: { id: block.id, gen: block.gen },
       token,
-      length: handle.length,
+      ...(handle === undefined ? { zeros: block.length } : { length: handle.length }),
       timeoutMs: this.o.timeoutMs,
       log: this.o.log,
     })
-    try {
-      for await (const piece of handle.chunks) {
-        if (down.failed) break
-        await down.write(piece)
+    if (handle !== undefined) {
+      try {
+        for await (const piece of handle.chunks) {
+          if (down.failed) break
+          await down.write(piece)
+        }
+      } catch (err) {
+        down.abort()
+        if (isHissError(err) && err.code === 'CHECKSUM_MISMATCH') return { outcome: 'corrupt', stored: [] }
+        throw err
       }
-    } catch (err) {
-      down.abort()
-      if (isHissError(err) && err.code === 'CHECKSUM_MISMATCH') return { outcome: 'corrupt', stored: [] }
-      throw err
     }
     down.end()
     const stored = await down.result()
-    this.o.log.info('replicated block', { block: block.id, gen: block.gen, stored })
+    this.o.log.info('replicated block', { block: block.id, gen: block.gen, zeros, stored })
     return { outcome: stored.length > 0 ? 'done' : 'failed', stored }
   }
 }

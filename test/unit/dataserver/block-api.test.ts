@@ -87,6 +87,14 @@ t.test('a block of zeros (x-hiss-zero-length): no body, a sparse replica, reads 
   const huge = await putBlock(addr, 44, 1, Buffer.alloc(0), { 'x-hiss-zero-length': String(2 ** 33) })
   t.equal(huge.status, 413, 'over the largest block: refused')
   for (const id of [41, 42, 43, 44]) t.equal((await getBlock(addr, id, 1)).status, 404, `block ${id} was not stored`)
+
+  // A dead hop in its pipeline: this DataServer still stores it and names the hop failed.
+  const dead = await deadAddress()
+  const piped = await putBlock(addr, 45, 1, Buffer.alloc(0), { 'x-hiss-zero-length': '5000', 'x-hiss-pipeline': dead, 'x-hiss-pipeline-ids': 'gone-ds' })
+  t.equal(piped.status, 200, piped.body.toString())
+  const reply = JSON.parse(piped.body.toString()) as { stored: string[], failed: string[], length: number }
+  t.same([reply.length, reply.failed], [5000, ['gone-ds']], 'stored here, the dead hop reported failed')
+  t.ok((await getBlock(addr, 45, 1)).body.equals(Buffer.alloc(5000)), 'and it reads back as zeros')
 })
 
 t.test('one dataserver per storage directory', async t => {
