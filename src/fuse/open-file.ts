@@ -523,7 +523,7 @@ export class OpenFile {
     // Waiting for another client's lease can take up to client.retry.ms: wait before
     // taking the lock, so that reads, flushes and closes of this file on this mount go on
     // meanwhile (a `cat` must not hang behind an `echo >>` that waits for another host).
-    if (this.session === undefined && this.readySession === undefined) await this.waitForLease()
+    await this.prepareWrite()
     return this.lock.run(async () => {
       await this.ensureSessionLocked()
       this.touch()
@@ -933,8 +933,9 @@ export class OpenFile {
   }
 
   /**
-   * open() to append or truncate: take the write lease now, waiting for another client's
-   * lease here rather than in the first write. The kernel keeps the pages a write covers
+   * Have the write lease, or a session ready to install, waiting for it outside the lock.
+   * open() to append or truncate calls this too: it waits for another client's lease
+   * there rather than in the first write. The kernel keeps the pages a write covers
    * locked until the write is answered, so a wait inside write() also stalls every reader
    * of those pages on this mount; a wait inside open() stalls only the opener.
    */
