@@ -6,6 +6,9 @@ import { joinPath } from '../common/paths.js'
 import type { HissFs } from '../client/types.js'
 import { displayPath, toRemotePath } from './remote-path.js'
 
+/** The -R option of the commands that take it. */
+export interface RecursiveOpts { recursive?: boolean }
+
 /**
  * Visit every entry below `dir`, each before its children (depth-first, name order).
  * Only one listing per level is held, not the tree.

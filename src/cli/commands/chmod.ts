@@ -5,9 +5,7 @@
 import type { Command } from 'commander'
 import { clientAction, onPath } from '../run-client.js'
 import { parseMode } from '../mode-spec.js'
-import { forEachTarget } from '../walk.js'
-
-interface RecursiveOpts { recursive?: boolean }
+import { forEachTarget, type RecursiveOpts } from '../walk.js'
 
 export function registerChmod (program: Command): void {
   program.command('chmod')

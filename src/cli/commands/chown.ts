@@ -7,9 +7,7 @@ import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import { HissError } from '../../common/errors.js'
 import { clientAction, onPath } from '../run-client.js'
-import { forEachTarget } from '../walk.js'
-
-interface RecursiveOpts { recursive?: boolean }
+import { forEachTarget, type RecursiveOpts } from '../walk.js'
 
 /** A user or group: a decimal id, or a name looked up in an /etc file (name:x:id:...). */
 function resolveId (v: string, file: '/etc/passwd' | '/etc/group', what: string): number {

@@ -3,7 +3,7 @@
 // replication, owner uid, group gid, size and mtime, like `hdfs dfs -ls`. --json prints
 // the same entries as an array of FileStat objects with their `name` and full `path`.
 import type { Command } from 'commander'
-import type { DirEntry, FileStat } from '../../common/protocol.js'
+import type { FileStat } from '../../common/protocol.js'
 import { joinPath, nameOf } from '../../common/paths.js'
 import { clientAction, onPath, remoteArg } from '../run-client.js'
 import { modeString, shortTime, table } from '../format.js'
@@ -23,13 +23,6 @@ function longRow (st: FileStat, name: string): string[] {
     shortTime(st.mtimeNs),
     shown,
   ]
-}
-
-/** The FileStat fields of a listing entry (a DirEntry also carries its name). */
-function statOnly (st: FileStat | DirEntry): FileStat {
-  if (!('name' in st)) return st
-  const { name: _name, ...rest } = st
-  return rest
 }
 
 export function registerLs (program: Command): void {
@@ -56,7 +49,7 @@ export function registerLs (program: Command): void {
         items = entries.map(e => ({ st: e, name: e.name, full: joinPath(path, e.name) }))
       }
       if (opts.json === true) {
-        await printJson(items.map(i => ({ ...statOnly(i.st), name: nameOf(i.full), path: i.full })))
+        await printJson(items.map(i => ({ ...i.st, name: nameOf(i.full), path: i.full })))
       } else if (opts.long === true) {
         await writeLines(table(items.map(i => longRow(i.st, i.name)), [1, 4]))
       } else {
