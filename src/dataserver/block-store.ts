@@ -97,8 +97,11 @@ export class BlockStore {
   private space: { capacity: number, free: number } | undefined
   private spentSinceStatfs = 0
   private stopRefresh: (() => void) | undefined
-  /** Open handles of the 256 subdirectories, kept for the fsync that makes a rename durable. */
-  private readonly dirHandles = new Map<number, Promise<FileHandle>>()
+  /**
+   * Open handles of the 256 subdirectories and of the journal directory (by path), kept
+   * for the fsyncs that make a rename, a new replica or a new patch journal durable.
+   */
+  private readonly dirHandles = new Map<string, Promise<FileHandle>>()
   private closed = false
   /** Work that outlives its request (a patch's checkpoint): close() waits for it. */
   private readonly background = new Set<Promise<unknown>>()
@@ -249,18 +252,27 @@ export class BlockStore {
 
   /** fsync a subdirectory (making renames into it durable) through a kept handle. */
   async fsyncSubdir (id: number): Promise<void> {
-    const sub = id % 256
-    let h = this.dirHandles.get(sub)
+    await this.fsyncKeptDir(this.layout.subdir(id))
+  }
+
+  /** fsync the patch journal directory (a new journal's name durable) through a kept handle. */
+  async fsyncJournalDir (): Promise<void> {
+    await this.fsyncKeptDir(this.layout.journalDir)
+  }
+
+  /** One fsync of `dir` without an open and a close of its own (two thread-pool round trips). */
+  private async fsyncKeptDir (dir: string): Promise<void> {
+    let h = this.dirHandles.get(dir)
     if (h === undefined || this.closed) {
-      h = open(this.layout.subdir(id), 'r')
+      h = open(dir, 'r')
       if (this.closed) { const fh = await h; try { await fh.sync() } finally { await fh.close() } return }
-      this.dirHandles.set(sub, h)
+      this.dirHandles.set(dir, h)
     }
     try {
       await (await h).sync()
     } catch (err) {
       // A handle that went bad is dropped (and closed): the next write opens a new one.
-      if (this.dirHandles.get(sub) === h) this.dirHandles.delete(sub)
+      if (this.dirHandles.get(dir) === h) this.dirHandles.delete(dir)
       void h.then(fh => fh.close(), () => {}).catch(() => {})
       throw err
     }

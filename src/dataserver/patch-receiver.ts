@@ -16,7 +16,7 @@ import { MAX_BLOCK_BYTES, type BlockStore } from './block-store.js'
 import type { ReceivedReporter } from './block-receiver.js'
 import { META_HEADER_BYTES, decodeMetaHeader } from './checksum.js'
 import {
-  applyJournal, encodeJournalHeader, encodedHeaderBytes, fsyncDir, journalTrailer, parseRanges, rangesBytes, verifyPartialChunks, writeAt,
+  applyJournal, encodeJournalHeader, encodedHeaderBytes, journalTrailer, parseRanges, rangesBytes, verifyPartialChunks, writeAt,
   type JournalHeader, type PatchRange,
 } from './block-patch.js'
 import { Downstream, FanOut, forwardingSource, parsePipeline, type BlockBody, type DownstreamLike } from './pipeline.js'
@@ -117,7 +117,7 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
       await writeAt(journal, journalTrailer(crc), hb.length + got)
     }
     await journal.sync()
-    await fsyncDir(L.journalDir)
+    await store.fsyncJournalDir()
     // Durable from here: a restart finishes the patch from the journal.
 
     release = await store.locks.exclusive(a.id)
@@ -135,8 +135,13 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
     }
     store.index.set(a.id, { gen: a.gen, length: a.newLength })
     keepJournal = true
+    // The journal's handle is closed in the background (nothing reads it again; the
+    // checkpoint removes the file by name), so the reply does not wait for the close.
+    const j = journal
+    journal = undefined
+    store.track(j.close().catch(() => {}))
     // In the background, but a clean close waits for it (the storage lock is held until then).
-    store.track(checkpoint(L.subdir(a.id), data!, meta!, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) }))
+    store.track(checkpoint(store, a.id, data!, meta!, jpath).catch(err => { log?.error('patch checkpoint failed; the journal stays for the next start', { id: a.id, gen: a.gen, err: err as Error }) }))
     data = meta = undefined
     return { length: a.newLength, from: cur.gen }
   } catch (err) {
@@ -152,14 +157,13 @@ export async function patchReplica (store: BlockStore, a: PatchArgs, body: Async
 }
 
 /** Make the in-place changes and renames durable, then drop the journal that covered them. */
-async function checkpoint (subdir: string, data: FileHandle, meta: FileHandle, journal: string): Promise<void> {
+async function checkpoint (store: BlockStore, id: number, data: FileHandle, meta: FileHandle, journal: string): Promise<void> {
   try {
     await Promise.all([data.sync(), meta.sync()])
   } finally {
-    await data.close().catch(() => {})
-    await meta.close().catch(() => {})
+    await Promise.all([data.close().catch(() => {}), meta.close().catch(() => {})])
   }
-  await fsyncDir(subdir)
+  await store.fsyncSubdir(id)
   await unlink(journal)
 }
 
@@ -172,16 +176,22 @@ async function openOldReplica (store: BlockStore, h: JournalHeader): Promise<{ d
   let data: FileHandle | undefined
   let meta: FileHandle | undefined
   try {
-    data = await open(L.dataPath(h.id, h.from), 'r+')
-    meta = await open(L.metaPath(h.id, h.from), 'r+')
+    // Side by side: the two opens, then the checksum header and the data file's size.
+    const [d, m] = await Promise.allSettled([open(L.dataPath(h.id, h.from), 'r+'), open(L.metaPath(h.id, h.from), 'r+')])
+    if (d.status === 'fulfilled') data = d.value
+    if (m.status === 'fulfilled') meta = m.value
+    if (d.status === 'rejected') throw d.reason
+    if (m.status === 'rejected') throw m.reason
     const hb = Buffer.alloc(META_HEADER_BYTES)
-    await readFully(meta, hb, 0)
+    const [hr, sr] = await Promise.allSettled([readFully(meta!, hb, 0), data!.stat()])
+    if (hr.status === 'rejected') throw hr.reason
+    if (sr.status === 'rejected') throw sr.reason
     const mh = decodeMetaHeader(hb)
-    if (mh.length !== h.oldLength || (await data.stat()).size !== h.oldLength) {
+    if (mh.length !== h.oldLength || sr.value.size !== h.oldLength) {
       throw new HissError('CHECKSUM_MISMATCH', 'checksum mismatch: replica length differs from its checksum file')
     }
-    await verifyPartialChunks(data, meta, h, mh.chunkBytes)
-    return { data, meta }
+    await verifyPartialChunks(data!, meta!, h, mh.chunkBytes)
+    return { data: data!, meta: meta! }
   } catch (err) {
     await data?.close().catch(() => {})
     await meta?.close().catch(() => {})

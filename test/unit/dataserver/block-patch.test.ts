@@ -4,7 +4,7 @@
 // journal: dropped, replica untouched).
 import t from 'tap'
 import http from 'node:http'
-import { open, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises'
+import { open, readdir, readFile, readlink, realpath, rename, stat, truncate, writeFile } from 'node:fs/promises'
 import { signBlockToken } from '../../../src/common/auth.js'
 import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
 import { BlockLocks } from '../../../src/dataserver/block-locks.js'
@@ -130,6 +130,42 @@ t.test('patch applies in place and moves the replica to the new generation', asy
   const again = await startDs(t, root)
   t.ok((await getBlock(again.addr, 7, 9)).body.equals(applied(want, 3500, more)))
   t.same((await again.ds.scanNow()).corrupt, 0)
+})
+
+/** What this process holds open under `root` (paths from /proc/self/fd). */
+async function fdsUnder (root: string): Promise<string[]> {
+  const out: string[] = []
+  for (const fd of await readdir('/proc/self/fd')) {
+    try {
+      const target = await readlink(`/proc/self/fd/${fd}`)
+      if (target.startsWith(root + '/')) out.push(target.slice(root.length + 1))
+    } catch {}
+  }
+  return out.sort()
+}
+
+t.test('patches in a row leave no handle open but the kept directory handles, and close drops those', async t => {
+  const root = await realpath(t.testdir())
+  const { ds, addr } = await startDs(t, root)
+  let model = bytes(4000, 1)
+  t.equal((await putBlock(addr, 11, 1, model)).status, 200)
+  let gen = 1
+  for (let i = 0; i < 30; i++) {
+    const r: Range = { offset: (i * 337) % 3900, data: bytes(64, 100 + i) }
+    const res = await patchBlock(addr, 11, gen + 1, 4000, [r], {}, [gen])
+    t.equal(res.status, 200, res.body.toString())
+    gen++
+    model = applied(model, 4000, [r])
+  }
+  const layout = new StorageLayout(root)
+  await waitFor(async () => (await readdir(layout.journalDir)).length === 0, 5000, 'the checkpoints to remove the journals')
+  t.ok((await getBlock(addr, 11, gen)).body.equals(model), 'the last generation holds every patch')
+  const held = await fdsUnder(root)
+  const dirs = [layout.journalDir, layout.subdir(11)].map(d => d.slice(root.length + 1)).sort()
+  t.same(held.filter(p => !dirs.includes(p)), [], 'no replica or journal file left open')
+  t.ok(held.length <= dirs.length, `at most one kept handle per directory (${held.join(', ')})`)
+  await ds.close({ unregister: false })
+  t.same(await fdsUnder(root), [], 'close drops the kept directory handles')
 })
 
 t.test('refusals change nothing', async t => {
