@@ -242,6 +242,19 @@ export class MountLogCounter {
     this.counts = new Map()
     return out
   }
+
+  /**
+   * take(), once the lines already written are read. The mount writes a line (stderr to a
+   * pipe is synchronous on Linux) before it answers the op that made it, but our read of
+   * the pipe happens in a later poll phase than the one that resolved the op: these
+   * turns of the event loop let it run.
+   */
+  async takeSettled (): Promise<Record<string, number>> {
+    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => setTimeout(resolve, 5))
+    return this.take()
+  }
 }
 
 /**
