@@ -2,7 +2,7 @@
 // periodic loops (liveness, leases, replication, safe mode). start() and close() are
 // idempotent.
 import type { ServerResponse } from 'node:http'
-import type { Express, Response } from 'express'
+import type { Express, RequestHandler, Response } from 'express'
 import { SystemClock, type Clock } from '../common/clock.js'
 import { splitHostPort, type HissConfig } from '../common/config.js'
 import { HissError, fromNodeError } from '../common/errors.js'
@@ -13,7 +13,16 @@ import { adminRouter } from './routes-admin.js'
 import { dsRouter } from './routes-ds.js'
 import { NS_MOUNT, nsRouter, nsRoutes } from './routes-ns.js'
 
+/** The NameServer's Express app (every route, with the fast dispatch as its first route). */
 export function createNameServerApp (core: NameServerCore, log: Logger): Express {
+  return createNameServerHandlers(core, log).app
+}
+
+/**
+ * The app, and its fast dispatch on its own: NameServer.start runs that in front of the
+ * app (listen's `front`), so the common requests skip Express's layers.
+ */
+export function createNameServerHandlers (core: NameServerCore, log: Logger): { app: Express, front: RequestHandler } {
   const app = createJsonApp()
   const store = core.store
   // Group commit: a reply (success or error) made while namespace changes are not yet
@@ -44,14 +53,15 @@ export function createNameServerApp (core: NameServerCore, log: Logger): Express
     holdUntilDurable(res, () => { sendJson(res, 200, body) })
   }
   const routes = nsRoutes(core)
-  app.use(fastJsonDispatch(NS_MOUNT, routes, reply))
+  const front = fastJsonDispatch(NS_MOUNT, routes, reply)
+  app.use(front)
   app.get('/v1/ping', (_req, res) => { res.json(core.ping()) })
   app.use(NS_MOUNT, nsRouter(core, routes))
   app.use('/v1/ds', dsRouter(core))
   app.use('/v1/admin', adminRouter(core))
   app.use(notFoundHandler)
   app.use(errorMiddleware(log))
-  return app
+  return { app, front }
 }
 
 export class NameServer {
@@ -88,7 +98,9 @@ export class NameServer {
     this.core = core
     const { host, port } = splitHostPort(this.cfg['nameserver.address'])
     try {
-      this.server = await listen(createNameServerApp(core, this.log), {
+      const { app, front } = createNameServerHandlers(core, this.log)
+      this.server = await listen(app, {
+        front,
         host,
         port,
         tls: { cert: this.cfg['tls.cert'], key: this.cfg['tls.key'] },

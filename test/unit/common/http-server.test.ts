@@ -4,7 +4,7 @@
 import t from 'tap'
 import http from 'node:http'
 import { gzipSync } from 'node:zlib'
-import type { Express } from 'express'
+import type { Express, NextFunction, Request, Response } from 'express'
 import { HissError } from '../../../src/common/errors.js'
 import { createJsonApp, errorMiddleware, fastJsonDispatch, jsonRouter, listen, notFoundHandler, sendJson, type JsonRoute, type RunningServer } from '../../../src/common/http-server.js'
 import { silentLogger } from '../../../src/common/log.js'
@@ -108,6 +108,44 @@ t.test('the fast dispatch answers as the Router does', async t => {
     await send(withFast, cases.find(c => c.name === name)!)
   }
   t.equal(fast.count, before, 'the unusual requests were left to the Router')
+})
+
+t.test('in front of the app (listen front): the same answers, and what it answers never enters Express', async t => {
+  const fast = { count: 0 }
+  const inApp = { count: 0 }
+  // The app a front server runs: its own in-app fast dispatch too (as the NameServer's),
+  // and a layer that counts every request that reaches Express's router.
+  let routed = 0
+  const frontApp = createJsonApp()
+  frontApp.use((_req, _res, next) => { routed++; next() })
+  frontApp.use(fastJsonDispatch(MOUNT, routes, (res, body) => { inApp.count++; sendJson(res, 200, body) }))
+  frontApp.use(MOUNT, jsonRouter(routes))
+  frontApp.use(notFoundHandler)
+  let errors = 0
+  frontApp.use((err: unknown, _req: Request, _res: Response, next: NextFunction) => { errors++; next(err) })
+  frontApp.use(errorMiddleware(silentLogger))
+  const front = fastJsonDispatch(MOUNT, routes, (res, body) => { fast.count++; sendJson(res, 200, body) })
+  const servers = await Promise.all([listen(frontApp, { host: '127.0.0.1', port: 0, front }), listen(app(undefined), { host: '127.0.0.1', port: 0 })])
+  t.teardown(async () => { await Promise.all(servers.map(s => s.close())) })
+  const [withFront, plain] = servers as [RunningServer, RunningServer]
+  for (const c of cases) t.same(await send(withFront, c), await send(plain, c), c.name)
+
+  for (const name of ['GET with a query', 'POST object', 'async handler']) {
+    const c = cases.find(x => x.name === name)!
+    const [r0, f0] = [routed, fast.count]
+    t.equal((await send(withFront, c)).status, 200, name)
+    t.same([routed - r0, fast.count - f0], [0, 1], `${name}: answered in front, Express never saw it`)
+  }
+  for (const name of ['handler error', 'async handler error', 'POST broken JSON', 'unencodable reply']) {
+    const c = cases.find(x => x.name === name)!
+    const [r0, e0] = [routed, errors]
+    const a = await send(withFront, c)
+    t.ok(a.status >= 400, `${name}: ${a.status}`)
+    t.same([routed - r0, errors - e0], [0, 1], `${name}: the error went to the app's error middleware, past its other layers`)
+  }
+  const [r0, f0, i0] = [routed, fast.count, inApp.count]
+  t.equal((await send(withFront, cases.find(x => x.name === 'POST chunked')!)).status, 200)
+  t.same([routed - r0, fast.count - f0, inApp.count - i0], [1, 0, 0], 'what the front passes on reaches the app as it came (and its Router)')
 })
 
 t.test('requests and responses are born with the app prototypes (Express re-parents nothing)', async t => {
