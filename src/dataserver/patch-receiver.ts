@@ -22,6 +22,7 @@ import {
 import { Downstream, FanOut, forwardingSource, parsePipeline, type BlockBody, type DownstreamLike } from './pipeline.js'
 import { FAN_OUT_MAX_BYTES } from './block-receiver.js'
 import { readFully } from './replica-reader.js'
+import { settleAll } from '../common/settle-all.js'
 import type { Transport } from './transport.js'
 import type { StreamLimiter } from './stream-limiter.js'
 import type { Clock } from '../common/clock.js'
@@ -173,28 +174,23 @@ async function checkpoint (store: BlockStore, id: number, data: FileHandle, meta
  */
 async function openOldReplica (store: BlockStore, h: JournalHeader): Promise<{ data: FileHandle, meta: FileHandle }> {
   const L = store.layout
-  let data: FileHandle | undefined
-  let meta: FileHandle | undefined
+  // Side by side: the two opens, then the checksum header and the data file's size.
+  const dataOpen = open(L.dataPath(h.id, h.from), 'r+')
+  const metaOpen = open(L.metaPath(h.id, h.from), 'r+')
   try {
-    // Side by side: the two opens, then the checksum header and the data file's size.
-    const [d, m] = await Promise.allSettled([open(L.dataPath(h.id, h.from), 'r+'), open(L.metaPath(h.id, h.from), 'r+')])
-    if (d.status === 'fulfilled') data = d.value
-    if (m.status === 'fulfilled') meta = m.value
-    if (d.status === 'rejected') throw d.reason
-    if (m.status === 'rejected') throw m.reason
+    await settleAll([dataOpen, metaOpen])
+    const [data, meta] = [await dataOpen, await metaOpen]
     const hb = Buffer.alloc(META_HEADER_BYTES)
-    const [hr, sr] = await Promise.allSettled([readFully(meta!, hb, 0), data!.stat()])
-    if (hr.status === 'rejected') throw hr.reason
-    if (sr.status === 'rejected') throw sr.reason
+    let dataBytes = 0
+    await settleAll([readFully(meta, hb, 0), data.stat().then(s => { dataBytes = s.size })])
     const mh = decodeMetaHeader(hb)
-    if (mh.length !== h.oldLength || sr.value.size !== h.oldLength) {
+    if (mh.length !== h.oldLength || dataBytes !== h.oldLength) {
       throw new HissError('CHECKSUM_MISMATCH', 'checksum mismatch: replica length differs from its checksum file')
     }
-    await verifyPartialChunks(data!, meta!, h, mh.chunkBytes)
-    return { data: data!, meta: meta! }
+    await verifyPartialChunks(data, meta, h, mh.chunkBytes)
+    return { data, meta }
   } catch (err) {
-    await data?.close().catch(() => {})
-    await meta?.close().catch(() => {})
+    await Promise.all([dataOpen, metaOpen].map(p => p.then(fh => fh.close(), () => {}).catch(() => {})))
     if (isHissError(err) && err.code === 'CHECKSUM_MISMATCH') await store.markCorrupt(h.id, h.from)
     throw err
   }

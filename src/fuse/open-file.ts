@@ -30,7 +30,7 @@ import type { BlockCache } from './block-cache.js'
 import { BlockUpload, zeroSource, type UploadSource } from './block-upload.js'
 import { BufferPool, type PooledChunk } from '../common/buffer-pool.js'
 import { Mutex } from './mutex.js'
-import { settleAll } from './settle-all.js'
+import { settleAll } from '../common/settle-all.js'
 import { DirtyRanges, patchLimits, rangeSource } from './patch-ranges.js'
 import type { Spool, SpoolFile } from './spool.js'
 

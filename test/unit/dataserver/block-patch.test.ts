@@ -4,7 +4,7 @@
 // journal: dropped, replica untouched).
 import t from 'tap'
 import http from 'node:http'
-import { open, readdir, readFile, readlink, realpath, rename, stat, truncate, writeFile } from 'node:fs/promises'
+import { open, readdir, readFile, readlink, realpath, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises'
 import { signBlockToken } from '../../../src/common/auth.js'
 import { StorageLayout } from '../../../src/dataserver/storage-layout.js'
 import { BlockLocks } from '../../../src/dataserver/block-locks.js'
@@ -164,6 +164,14 @@ t.test('patches in a row leave no handle open but the kept directory handles, an
   const dirs = [layout.journalDir, layout.subdir(11)].map(d => d.slice(root.length + 1)).sort()
   t.same(held.filter(p => !dirs.includes(p)), [], 'no replica or journal file left open')
   t.ok(held.length <= dirs.length, `at most one kept handle per directory (${held.join(', ')})`)
+
+  // A replica whose checksum file went missing under the DataServer: the patch is refused,
+  // and the data file it opened side by side is closed again.
+  await unlink(layout.metaPath(11, gen))
+  const lost = await patchBlock(addr, 11, gen + 1, 4000, [{ offset: 0, data: bytes(64, 7) }], {}, [gen])
+  t.ok(lost.status >= 400, `refused without its checksum file: ${lost.status} ${lost.body.toString()}`)
+  t.same(await readdir(layout.journalDir), [], 'no journal left by the refused patch')
+  t.same((await fdsUnder(root)).filter(p => !dirs.includes(p)), [], 'the refused patch left no file open')
   await ds.close({ unregister: false })
   t.same(await fdsUnder(root), [], 'close drops the kept directory handles')
 })

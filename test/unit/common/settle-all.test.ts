@@ -1,7 +1,7 @@
 // settleAll: a failure is reported only once every fill has ended (the FUSE read buffer
 // must not be written after the reply), and then it is the first failure's error.
 import t from 'tap'
-import { settleAll } from '../../../src/fuse/settle-all.js'
+import { settleAll } from '../../../src/common/settle-all.js'
 
 t.test('rejects only after the slow fill has ended, with the first error', async t => {
   const buf = Buffer.alloc(4)
