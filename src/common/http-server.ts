@@ -39,7 +39,7 @@ function frontErrorLayer (req: Request, _res: Response, next: NextFunction): voi
 /**
  * The server's request listener with `front` (a fastJsonDispatch) run before the Express
  * app: the requests it answers skip Express's router and its query and init layers (a
- * NameServer stat: 42 -> 35 us of server CPU, measured with bench/ns-micro.mjs). What it
+ * NameServer stat: ~10% less server CPU, measured with bench/ns-micro.mjs). What it
  * passes on (next()) goes to the app as it came; what it fails (next(err)) goes to the
  * app too, whose first layer (frontErrorLayer) sends it to the app's error middleware.
  * Requests and responses already have the app's prototypes (expressMessageClasses).

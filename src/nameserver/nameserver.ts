@@ -13,14 +13,10 @@ import { adminRouter } from './routes-admin.js'
 import { dsRouter } from './routes-ds.js'
 import { NS_MOUNT, nsRouter, nsRoutes } from './routes-ns.js'
 
-/** The NameServer's Express app (every route, with the fast dispatch as its first route). */
-export function createNameServerApp (core: NameServerCore, log: Logger): Express {
-  return createNameServerHandlers(core, log).app
-}
-
 /**
- * The app, and its fast dispatch on its own: NameServer.start runs that in front of the
- * app (listen's `front`), so the common requests skip Express's layers.
+ * The NameServer's HTTP handlers: `front`, the fast dispatch of the namespace route table,
+ * run by listen() before `app` (so the common requests skip Express's layers), and `app`,
+ * every route (the same table through its Router, for what the front passes on).
  */
 export function createNameServerHandlers (core: NameServerCore, log: Logger): { app: Express, front: RequestHandler } {
   const app = createJsonApp()
@@ -54,7 +50,6 @@ export function createNameServerHandlers (core: NameServerCore, log: Logger): { 
   }
   const routes = nsRoutes(core)
   const front = fastJsonDispatch(NS_MOUNT, routes, reply)
-  app.use(front)
   app.get('/v1/ping', (_req, res) => { res.json(core.ping()) })
   app.use(NS_MOUNT, nsRouter(core, routes))
   app.use('/v1/ds', dsRouter(core))

@@ -13,7 +13,7 @@ import { HEADER_GIDS, HEADER_UID } from '../../src/common/protocol.js'
 import { NameServerCore } from '../../src/nameserver/core.js'
 import { ROOT_INO } from '../../src/nameserver/namespace-store.js'
 import { listen } from '../../src/common/http-server.js'
-import { createNameServerApp } from '../../src/nameserver/nameserver.js'
+import { createNameServerHandlers } from '../../src/nameserver/nameserver.js'
 
 const CHILD = fileURLToPath(new URL('./nameserver-child.js', import.meta.url))
 const ROOT = { uid: 0, gids: [0] }
@@ -134,7 +134,8 @@ t.test('sync=full over HTTP: no reply, nor a read showing the change, before its
     log: silentLogger,
     fdatasync: (fd: number, done: Done) => { held.push(() => { fdatasync(fd, done) }); heldChanged() },
   })
-  const server = await listen(createNameServerApp(core, silentLogger), { host: '127.0.0.1', port: 0 })
+  const { app, front } = createNameServerHandlers(core, silentLogger)
+  const server = await listen(app, { host: '127.0.0.1', port: 0, front })
   t.teardown(async () => {
     for (const run of held.splice(0)) run()
     await server.close()
