@@ -38,36 +38,36 @@ async function suite (t: Test): Promise<void> {
 
   await t.test('requests per operation', async t => {
     await mkdir(join(a.dir, 'd'))
-    await log.takeSettled()
+    await log.takeSettled(a.dir)
 
     for (const [i, f] of files.entries()) await writeFile(join(a.dir, 'd', f), body(i))
-    t.same(await log.takeSettled(), { 'GET /v1/ns/stat ENOENT': N, 'POST /v1/ns/create': N, 'POST /v1/ns/write/commit': N, 'block store': N },
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat ENOENT': N, 'POST /v1/ns/create': N, 'POST /v1/ns/write/commit': N, 'block store': N },
       'a small file: the lookup before the create (a name another mount made must be found), one create (with its lease and first block), one block store, one commit')
 
     for (const [i, f] of files.entries()) t.equal(await readFile(join(a.dir, 'd', f), 'utf8'), body(i))
-    t.same(await log.takeSettled(), { 'GET /v1/ns/blocks': N }, 'read back: the block list on open (close-to-open), the data from the cache')
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/blocks': N }, 'read back: the block list on open (close-to-open), the data from the cache')
 
     const ls = await shOk(`ls -l ${q(join(a.dir, 'd'))}`)
     t.equal(ls.trim().split('\n').filter(l => l.startsWith('-')).length, N)
     for (const f of files) await stat(join(a.dir, 'd', f))
-    t.same(await log.takeSettled(), { 'GET /v1/ns/list': 1 }, 'ls -l and stat of what this mount made: the listing, the rest from its caches')
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/list': 1 }, 'ls -l and stat of what this mount made: the listing, the rest from its caches')
 
     await mkdir(join(a.dir, 'e'))
-    t.same(await log.takeSettled(), { 'GET /v1/ns/stat ENOENT': 1, 'POST /v1/ns/mkdir': 1 }, 'mkdir in a directory never listed: the lookup, the mkdir')
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat ENOENT': 1, 'POST /v1/ns/mkdir': 1 }, 'mkdir in a directory never listed: the lookup, the mkdir')
     for (let i = 0; i < N; i++) await mkdir(join(a.dir, 'e', `sub${i}`))
-    t.same(await log.takeSettled(), { 'GET /v1/ns/stat ENOENT': N, 'POST /v1/ns/mkdir': N }, 'mkdir in a directory made here: still the lookup, then the mkdir')
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat ENOENT': N, 'POST /v1/ns/mkdir': N }, 'mkdir in a directory made here: still the lookup, then the mkdir')
 
     await shOk(`rm -r ${q(join(a.dir, 'd'))} ${q(join(a.dir, 'e'))}`)
-    const rm = await log.takeSettled()
+    const rm = await log.takeSettled(a.dir)
     t.equal(rm['POST /v1/ns/delete'], 2 * N + 2, 'rm -r: one delete per entry')
     t.same(Object.keys(rm).filter(k => !['POST /v1/ns/delete', 'GET /v1/ns/list', 'GET /v1/ns/statfs'].includes(k)), [], 'besides the listings rm reads: no lookups')
 
     // A shell's >> opens (taking the write lease in open), dups the descriptor and closes
     // the original (a flush) before it writes: the lease must survive that flush.
     await writeFile(join(a.dir, 'log'), 'first\n')
-    await log.takeSettled()
+    await log.takeSettled(a.dir)
     for (let i = 0; i < 3; i++) await shOk(`echo line${i} >> ${q(join(a.dir, 'log'))}`)
-    const ap = await log.takeSettled()
+    const ap = await log.takeSettled(a.dir)
     t.equal(ap['POST /v1/ns/write/open'], 3, `>> from a shell: one write/open per append ${JSON.stringify(ap)}`)
     t.equal(ap['POST /v1/ns/write/abort'], undefined, 'and no lease given back unused')
     t.equal(ap['POST /v1/ns/write/commit'], 3, 'one commit per append')
@@ -76,15 +76,15 @@ async function suite (t: Test): Promise<void> {
     await shOk(`: >> ${q(join(a.dir, 'log'))}`)
     // FUSE's release comes after close() returned: wait for the abort it sends.
     await waitUntil(() => log.seen('POST /v1/ns/write/abort') || undefined, { timeoutMs: 10_000, what: 'the unused lease to be given back' })
-    t.same(await log.takeSettled(), { 'GET /v1/ns/stat': 1, 'POST /v1/ns/write/open': 1, 'POST /v1/ns/write/abort': 1 }, '`: >>`: the stat of the open, the lease taken at open and given back at close')
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat': 1, 'POST /v1/ns/write/open': 1, 'POST /v1/ns/write/abort': 1 }, '`: >>`: the stat of the open, the lease taken at open and given back at close')
 
     // A fresh listing answers the lookups of its entries.
     await cluster.client.mkdir('/other')
     for (const f of files) await cluster.client.create(`/other/${f}`)
     await shOk(`ls ${q(join(a.dir, 'other'))}`)
-    await log.takeSettled()
+    await log.takeSettled(a.dir)
     for (const f of files) await stat(join(a.dir, 'other', f))
-    t.same(await log.takeSettled(), {}, 'stat after readdir: no request')
+    t.same(await log.takeSettled(a.dir), {}, 'stat after readdir: no request')
   })
 
   await t.test('tar x: the fchown, fchmod and utimens of a file being written ride its commit', async t => {
@@ -97,9 +97,9 @@ async function suite (t: Test): Promise<void> {
     }
     await shOk(`tar cf ${q(join(src, 't.tar'))} -C ${q(src)} src`)
     await mkdir(join(a.dir, 'tx'))
-    await log.takeSettled()
+    await log.takeSettled(a.dir)
     await shOk(`tar xf ${q(join(src, 't.tar'))} -C ${q(join(a.dir, 'tx'))}`)
-    const reqs = await log.takeSettled()
+    const reqs = await log.takeSettled(a.dir)
     t.equal(reqs['POST /v1/ns/create'], modes.length, 'one create per file')
     t.equal(reqs['POST /v1/ns/write/commit'], modes.length, 'one commit per file')
     t.ok((reqs['POST /v1/ns/setattr'] ?? 0) <= 3, `no setattr per file, only the directory's own (utimens, chown, chmod): ${JSON.stringify(reqs)}`)

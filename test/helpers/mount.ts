@@ -8,7 +8,7 @@
 // and must keep answering while a tool works on the mount.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -218,6 +218,8 @@ export async function startFuseCluster (t: TestLike, o: ClusterOptions & { mount
 export class MountLogCounter {
   private buf = ''
   private counts = new Map<string, number>()
+  /** fsyncdir ops seen: the marks takeSettled waits for. */
+  private marks = 0
 
   constructor (private readonly keys: (line: Record<string, unknown>) => readonly string[]) {}
 
@@ -230,7 +232,9 @@ export class MountLogCounter {
       let j: unknown
       try { j = JSON.parse(line) } catch { continue }
       if (j === null || typeof j !== 'object') continue
-      for (const k of this.keys(j as Record<string, unknown>)) this.counts.set(k, (this.counts.get(k) ?? 0) + 1)
+      const rec = j as Record<string, unknown>
+      if (rec.msg === 'op' && typeof rec.op === 'string' && rec.op.startsWith('fsyncdir ')) this.marks++
+      for (const k of this.keys(rec)) this.counts.set(k, (this.counts.get(k) ?? 0) + 1)
     }
   }
 
@@ -244,15 +248,16 @@ export class MountLogCounter {
   }
 
   /**
-   * take(), once the lines already written are read. The mount writes a line (stderr to a
-   * pipe is synchronous on Linux) before it answers the op that made it, but our read of
-   * the pipe happens in a later poll phase than the one that resolved the op: these
-   * turns of the event loop let it run.
+   * take(), once every line the mount wrote before now has been read: fsync the directory
+   * `mountDir` of the mount (an fsyncdir op, which makes no NameServer request and which
+   * the mount logs, at debug level, after all it logged before) and wait for its line.
+   * Needs the mount at log.level debug; its keys see the fsyncdir op line too.
    */
-  async takeSettled (): Promise<Record<string, number>> {
-    await new Promise(resolve => setImmediate(resolve))
-    await new Promise(resolve => setImmediate(resolve))
-    await new Promise(resolve => setTimeout(resolve, 5))
+  async takeSettled (mountDir: string): Promise<Record<string, number>> {
+    const seen = this.marks
+    const fh = await open(mountDir, 'r')
+    try { await fh.sync() } finally { await fh.close() }
+    await waitUntil(() => this.marks > seen || undefined, { timeoutMs: 10_000, what: 'the mount log to catch up' })
     return this.take()
   }
 }
