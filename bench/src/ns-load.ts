@@ -1,14 +1,15 @@
 // NameServer load generator: create, stat, list, rename and delete over loopback HTTP
 // (the wire protocol of src/common/protocol.ts) from C concurrent clients, each
 // operation type timed as its own phase. Runs as a child process, prints JSON.
-// Usage: node ns-load.js '{"address":"127.0.0.1:PORT","base":"/nsload-1","ops":2000,"concurrency":8}'
+// Usage: node ns-load.js '{"address":"127.0.0.1:PORT","base":"/nsload-1","ops":2000,"concurrency":8,"filesPerDir":100}'
 import { ROOT_IDENTITY } from './http-json.js'
 import { LeanJsonHttp } from './lean-http.js'
 
-interface Job { address: string, base: string, ops: number, concurrency: number }
+// filesPerDir: the files are spread over ceil(ops / filesPerDir) directories, which the
+// list phase lists (so a listing's size does not grow with ops).
+interface Job { address: string, base: string, ops: number, concurrency: number, filesPerDir: number }
 interface Stat { type?: string }
 
-const DIRS = 20
 
 class WrongResult extends Error {}
 
@@ -30,12 +31,13 @@ async function main (): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as Job
   const http = new LeanJsonHttp(job.address, job.concurrency, ROOT_IDENTITY)
   const n = job.ops
+  const DIRS = Math.max(1, Math.ceil(n / job.filesPerDir))
   const dirOf = (i: number): string => `${job.base}/d${i % DIRS}`
   const perDir = (d: number): number => Math.floor(n / DIRS) + (d < n % DIRS ? 1 : 0)
   const result: Record<string, number> = {}
   try {
     await http.ok('POST', '/v1/ns/mkdir', { path: job.base, parents: true })
-    for (let d = 0; d < DIRS; d++) await http.ok('POST', '/v1/ns/mkdir', { path: `${job.base}/d${d}` })
+    await phase(Math.min(job.concurrency, DIRS), DIRS, async (d) => { await http.ok('POST', '/v1/ns/mkdir', { path: `${job.base}/d${d}` }) })
     // Warm-up, not reported: this process starts cold (JIT, one connection per client
     // opened on first use), and a phase of a few thousand operations lasts well under a
     // second, so without it the first phase measured mostly the generator's start.
@@ -66,10 +68,10 @@ async function main (): Promise<void> {
     result.delete = await phase(job.concurrency, n, async (i) => {
       await http.ok('POST', '/v1/ns/delete', { path: `${dirOf(i)}/r${i}` })
     })
-    for (let d = 0; d < DIRS; d++) {
+    await phase(Math.min(job.concurrency, DIRS), DIRS, async (d) => {
       const r = await http.ok('GET', `/v1/ns/list?path=${encodeURIComponent(`${job.base}/d${d}`)}`) as { entries?: unknown[] }
       if ((r.entries?.length ?? -1) !== 0) throw new WrongResult(`${job.base}/d${d} still has ${r.entries?.length ?? -1} entries after deleting every file`)
-    }
+    })
     await http.ok('POST', '/v1/ns/delete', { path: job.base, recursive: true })
     process.stdout.write(JSON.stringify({ opsPerSec: result }) + '\n')
   } catch (err) {

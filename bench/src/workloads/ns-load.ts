@@ -4,13 +4,16 @@ import type { HissCluster } from '../sys-hissdfs.js'
 import { WrongResult } from '../results.js'
 import { runScript, type Ctx } from './context.js'
 
+/** Files per directory in the create/stat/rename/delete phases; the list phase lists them. */
+export const NS_FILES_PER_DIR = 100
+
 export const NS_OPS = ['create', 'stat', 'list', 'rename', 'delete'] as const
 
 export function nsColumn (c: number): string { return `${c} client${c === 1 ? '' : 's'}` }
 
 export function defineNsRows (ctx: Ctx): void {
   for (const op of NS_OPS) {
-    const label = op === 'list' ? `list (directories of ${Math.ceil(ctx.opts.nsOps / 20)} entries)` : op
+    const label = op === 'list' ? `list (directories of ${Math.min(NS_FILES_PER_DIR, ctx.opts.nsOps)} entries)` : op
     ctx.results.defineRow({ table: 'ns', id: op, label, unit: 'ops/s', better: 'higher' })
   }
 }
@@ -24,6 +27,7 @@ export async function nsLoad (ctx: Ctx, cluster: HissCluster, concurrency: numbe
       base: `/nsload-${rep}-${concurrency}`,
       ops: ctx.opts.nsOps,
       concurrency,
+      filesPerDir: NS_FILES_PER_DIR,
     }, 1800000)
     for (const [op, v] of Object.entries(r.opsPerSec ?? {})) set(op, v)
     if (r.wrong !== undefined) throw new WrongResult(r.wrong)
