@@ -33,6 +33,14 @@ export interface NativeReads {
   pieces: PieceMirror
 }
 
+/**
+ * The mount's asynchronous writes (the patched fuse-native): a handle marked on has its
+ * writes copied and answered by the addon at once, and queued for asyncWrite.
+ */
+export interface AsyncWrites {
+  set (fd: number, on: boolean): void
+}
+
 export interface HissFuseFsDeps {
   /** The mount's own client: reads, block data, write sessions. */
   client: HissFs
@@ -113,6 +121,9 @@ export class HissFuseFs {
    * the new view in a microtask, i.e. before any op that made the change can reply.
    */
   private viewChanged (ino: number): void {
+    // Its write session ended (a commit): later writes take the ordinary way until one
+    // has the lease again (a wait for it must not hold queued work up).
+    if (this.asyncOn > 0 && this.files.get(ino)?.hasLocalState === false) this.asyncOff(ino)
     this.attrs.unmirrorIno(ino)
     if (this.viewsToMirror.size === 0) {
       queueMicrotask(() => {
@@ -151,6 +162,97 @@ export class HissFuseFs {
   }
 
   private nativeReads: NativeReads | undefined
+
+  private asyncWrites: AsyncWrites | undefined
+  /** Handles marked async (a fast check for viewChanged). */
+  private asyncOn = 0
+  /**
+   * Queued writes not yet run, per inode: how many, and the promise of the last (they
+   * run one after another, in the order the kernel sent them).
+   */
+  private readonly queued = new Map<number, { n: number, tail: Promise<void> }>()
+
+  /** Let `a` answer writes of the handles we mark (see AsyncWrites); undefined: stop. */
+  setAsyncWrites (a: AsyncWrites | undefined): void {
+    if (this.asyncWrites !== undefined) {
+      for (const h of this.handles.all()) if (h.async) this.asyncMark(h, false)
+    }
+    this.asyncWrites = a
+  }
+
+  private asyncMark (h: Handle, on: boolean): void {
+    if (h.async === on) return
+    h.async = on
+    this.asyncOn += on ? 1 : -1
+    this.asyncWrites?.set(h.fd, on)
+  }
+
+  /** Unmark every handle of `ino`. */
+  private asyncOff (ino: number): void {
+    for (const h of this.handles.all()) if (h.async && h.file.ino === ino) this.asyncMark(h, false)
+  }
+
+  /**
+   * A write the addon already answered (handle `fd` was marked async). Runs after the
+   * queued writes before it; an error is kept for the handle's next write, flush or
+   * fsync (as the kernel reports writeback errors) and the handle goes back to ordinary
+   * writes. Never rejects.
+   */
+  asyncWrite (fd: number, pos: number, buf: Buffer): Promise<void> {
+    const h = this.handles.find(fd)
+    if (h === undefined) {
+      // The kernel sends release only after the handle's writes, and release waits for
+      // what is queued: a write for a closed handle is a bug, not a user error.
+      this.log.error('queued write for a handle that is not open', { fd, pos, bytes: buf.length })
+      return Promise.resolve()
+    }
+    const ino = h.file.ino
+    let q = this.queued.get(ino)
+    if (q === undefined) {
+      q = { n: 0, tail: Promise.resolve() }
+      this.queued.set(ino, q)
+    }
+    const entry = q
+    entry.n++
+    const run = entry.tail.then(async () => {
+      try {
+        await h.file.write(buf, pos, h.append)
+      } catch (err) {
+        h.asyncError ??= err
+        this.asyncMark(h, false)
+      }
+    })
+    entry.tail = run
+    void run.then(() => {
+      if (--entry.n === 0 && this.queued.get(ino) === entry) this.queued.delete(ino)
+    })
+    return run
+  }
+
+  /**
+   * Resolves once every queued write that came in before now has run; undefined when
+   * none is queued. Ops on a handle wait for their own file's (afterFd); ops on a path
+   * wait for all of them, because a path may reach a queued file by a name we do not
+   * know (a renamed parent) and directory listings show file sizes.
+   */
+  afterQueued (): Promise<unknown> | undefined {
+    if (this.queued.size === 0) return undefined
+    return Promise.all([...this.queued.values()].map(q => q.tail))
+  }
+
+  afterFd (fd: number): Promise<unknown> | undefined {
+    if (this.queued.size === 0) return undefined
+    const h = this.handles.find(fd)
+    return h === undefined ? undefined : this.queued.get(h.file.ino)?.tail
+  }
+
+  /** The kept error of a queued write of `h`, once. */
+  private throwAsyncError (h: Handle): void {
+    const err = h.asyncError
+    if (err === undefined) return
+    h.asyncError = undefined
+    throw err
+  }
 
   /** Take the native read maps of `ino`'s handles away (their layout no longer holds). */
   private unmapReads (ino: number): void {
@@ -606,21 +708,32 @@ export class HissFuseFs {
   async write (fd: number, buf: Buffer, len: number, pos: number, _ctx?: OpContext): Promise<number> {
     const h = this.handles.get(fd)
     if (!h.writable) throw HissError.from('EBADF', 'handle not open for writing')
+    this.throwAsyncError(h)
     // fuse-native reuses its buffer once we answer; OpenFile.write is done with it by
     // then (it only copies it into the spool), so no private copy is made here.
-    return h.file.write(buf.subarray(0, len), pos, h.append)
+    const n = await h.file.write(buf.subarray(0, len), pos, h.append)
+    // Written under the file's lease: the next writes of this handle can be answered by
+    // the addon (until the session ends, an error, or release).
+    if (this.asyncWrites !== undefined && !h.async && h.file.hasLocalState && this.handles.find(fd) === h) this.asyncMark(h, true)
+    return n
   }
 
   async flush (fd: number): Promise<void> {
-    await this.handles.get(fd).file.flush()
+    const h = this.handles.get(fd)
+    this.throwAsyncError(h)
+    await h.file.flush()
   }
 
   async fsync (fd: number, _datasync?: number): Promise<void> {
-    await this.handles.get(fd).file.fsync()
+    const h = this.handles.get(fd)
+    this.throwAsyncError(h)
+    await h.file.fsync()
   }
 
   async release (fd: number): Promise<void> {
     // Before the number can be handed out again.
+    const h1 = this.handles.find(fd)
+    if (h1 !== undefined) this.asyncMark(h1, false)
     this.flushFree?.(fd, false)
     const h0 = this.handles.find(fd)
     if (h0?.mapped === true) { this.nativeReads?.map(fd, null); h0.mapped = false }

@@ -114,6 +114,15 @@ declare module 'fuse-native' {
     /** hissdfs patch: answer the kernel's flush of handle `fd` natively (true) or through ops.flush (false). */
     flushFree (fd: number, on: boolean): void
     /**
+     * hissdfs patch: writes of handle `fd` answered by the addon at once (on) and handed
+     * to the onAsyncWrite handler in order, before any op that came in after them; the
+     * handler's promise settles once the write is part of the mount's state.
+     */
+    asyncWrites (fd: number, on: boolean): void
+    onAsyncWrite (handler: (fd: number, pos: number, buf: Buffer) => Promise<void>): void
+    /** Hand every write the addon has queued to the onAsyncWrite handler now. */
+    drainWrites (): void
+    /**
      * hissdfs patch: native reads. pieceSet hands the addon a cached piece of a block (the
      * buffer must stay unchanged until pieceDelete of it returns); readMap gives handle `fd`
      * its file's size and blocks (Float64Array of offset, block id, generation per block),

@@ -21,6 +21,10 @@ export interface Handle extends ReadCursor {
   readonly writable: boolean
   /** Reads of this handle may be answered outside JS (it has a native read map). */
   mapped: boolean
+  /** Its writes are answered by the addon and queued for us (see HissFuseFs.asyncWrite). */
+  async: boolean
+  /** The first error of a queued write, for the handle's next write, flush or fsync. */
+  asyncError: unknown
 }
 
 export class HandleTable {
@@ -41,6 +45,8 @@ export class HandleTable {
       append: (flags & O_APPEND) !== 0,
       writable: acc === O_WRONLY || acc === O_RDWR,
       mapped: false,
+      async: false,
+      asyncError: undefined,
       ...newReadCursor(),
     }
     this.handles.set(fd, h)

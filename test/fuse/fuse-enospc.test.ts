@@ -3,6 +3,8 @@
 // stay intact. Every DataServer's directory is a small tmpfs the test mounts (as root).
 import t from 'tap'
 import { join } from 'node:path'
+import { open } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, sh, shOk, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 
@@ -35,6 +37,22 @@ t.test('a full cluster gives ENOSPC through the mount', { skip: skip ?? false },
   t.match(big.stderr, /No space left on device/, `with ENOSPC: ${big.stderr.trim()}`)
 
   t.equal(await shOk(`sha256sum < ${q(join(M, 'small'))}`), before, 'the earlier file reads back identical')
+
+  // Writes after a handle's first are answered by the mount's addon before they run
+  // (fuse-fs asyncWrite): the error of one of those must still reach the program, at a
+  // later write or at close.
+  const errs: string[] = []
+  const fh = await open(join(M, 'pieces'), 'w')
+  const piece = randomBytes(128 * 1024)
+  try {
+    for (let off = 0; off < 16 * 1024 * 1024 && errs.length === 0; off += piece.length) {
+      await fh.write(piece, 0, piece.length, off).catch((err: NodeJS.ErrnoException) => { errs.push(`write at ${off}: ${err.code ?? err.message}`) })
+    }
+  } finally {
+    await fh.close().catch((err: NodeJS.ErrnoException) => { errs.push(`close: ${err.code ?? err.message}`) })
+  }
+  t.ok(errs.length > 0 && errs.every(e => e.endsWith('ENOSPC')), `16 MiB in 128 KiB writes: ENOSPC reached the program (${errs.join('; ')})`)
+
   const df = await sh(`df ${q(M)}`)
   t.equal(df.code, 0, 'the mount still answers')
 })
