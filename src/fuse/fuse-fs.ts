@@ -663,7 +663,10 @@ export class HissFuseFs {
     const of = this.fileFor(stat, path)
     of.applyRemote(stat, [])
     if (grant !== undefined) of.adoptSession(this.client.adoptWrite(grant))
-    return this.handles.open(of, O_RDWR | (flags & O_APPEND)).fd
+    const h = this.handles.open(of, O_RDWR | (flags & O_APPEND))
+    // With its lease already here, even the first write can be answered by the addon.
+    if (this.asyncWrites !== undefined && of.hasLocalState) this.asyncMark(h, true)
+    return h.fd
   }
 
   async mknod (path: string, mode: number, _dev: number, ctx?: OpContext): Promise<void> {

@@ -137,19 +137,26 @@ async function suite (t: Test): Promise<void> {
     await mkdir(join(a.dir, 'made'))
     await settle()
     log.take()
-    for (let i = 0; i < 10; i++) {
-      const fh = await open(join(a.dir, 'made', `n${i}`), 'w')
-      try {
+    const handles = []
+    try {
+      for (let i = 0; i < 10; i++) {
+        const fh = await open(join(a.dir, 'made', `n${i}`), 'w')
+        handles.push(fh)
         t.equal((await fh.stat()).size, 0, `n${i}: fstat right after the create`)
-        await fh.write('abc')
-        t.equal((await fh.stat()).size, 3, `n${i}: and after a write`)
-      } finally {
-        await fh.close()
       }
+      await settle()
+      const seen = log.take()
+      for (let i = 0; i < 10; i++) t.equal(seen[`/made/n${i}`] ?? 0, 1, `n${i}: only the lookup of the new name reached the JS getattr`)
+      // A write right after is answered by the addon before the mount has run it (see
+      // fuse-async-writes), so an fstat of that path then asks the mount, which answers
+      // once the write is in: not counted, only checked.
+      for (let i = 0; i < 10; i++) {
+        await handles[i]!.write('abc')
+        t.equal((await handles[i]!.stat()).size, 3, `n${i}: and after a write`)
+      }
+    } finally {
+      for (const fh of handles) await fh.close()
     }
-    await settle()
-    const seen = log.take()
-    for (let i = 0; i < 10; i++) t.equal(seen[`/made/n${i}`] ?? 0, 1, `n${i}: only the lookup of the new name reached the JS getattr`)
   })
 
   await t.test('flush of a read-only handle is answered natively, unless its file has something to commit', async t => {
