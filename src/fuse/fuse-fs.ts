@@ -196,7 +196,8 @@ export class HissFuseFs {
    * A write the addon already answered (handle `fd` was marked async). Runs after the
    * queued writes before it; an error is kept for the handle's next write, flush or
    * fsync (as the kernel reports writeback errors) and the handle goes back to ordinary
-   * writes. Never rejects.
+   * writes. Never rejects. `buf` is the addon's memory, taken back (and emptied) once the
+   * returned promise settles: OpenFile.write copies what it keeps before it returns.
    */
   asyncWrite (fd: number, pos: number, buf: Buffer): Promise<void> {
     const h = this.handles.find(fd)

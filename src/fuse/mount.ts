@@ -180,9 +180,10 @@ export class HissMount {
     const log = this.opts.log
     const trace = log.level === 'debug'
     fuse.onAsyncWrite((fd, pos, buf) => {
+      const n = buf.length
       const done = this.fs.asyncWrite(fd, pos, buf)
       // Logged as an op of its own (tests count them apart from the ordinary writes).
-      if (trace) void done.then(() => { log.debug('op', { op: `awrite ${fd} ${pos}+${buf.length}` }) })
+      if (trace) void done.then(() => { log.debug('op', { op: `awrite ${fd} ${pos}+${n}` }) })
       return done
     })
     this.fs.setAsyncWrites({ set: (fd, on) => { fuse.asyncWrites(fd, on) } })
