@@ -6,6 +6,16 @@ export class CacheDropper {
   /** Why caches could not be dropped, once it failed. */
   failure: string | undefined
 
+  /**
+   * Write back every dirty page (`sync`, untimed) before a timed write workload: a system
+   * that acknowledges from memory (MooseFS with HDD_FSYNC_BEFORE_CLOSE = 0) leaves its
+   * data dirty in the page cache, and the system measured after it would otherwise pay
+   * for that write-back on the shared disk.
+   */
+  async writeBack (): Promise<void> {
+    await run('sync', [], { timeoutMs: 300000 })
+  }
+
   async drop (): Promise<void> {
     if (this.failure !== undefined) return
     await run('sync', [], { timeoutMs: 300000 })

@@ -91,7 +91,7 @@ export function buildReport (results: Results, info: RunInfo): { markdown: strin
     '',
     `Cells: median (min–max) over ${opts.reps} rep(s). ↑ higher is better, ↓ lower is better. MB = 10^6 bytes. Ratio columns: HissDFS speed ÷ peer speed, computed per rep and shown as median (min–max); above 1× HissDFS is faster. Copies are checked after every sequential write (mfsfileinfo; /v1/ns/blocks).`,
     '',
-    'fio\'s O_DIRECT bypasses the kernel page cache of the mount only: a FUSE daemon may still serve from its own cache (mfsmount, hissdfs-mount) or from the page cache of the disk below it (bindfs), which is why bindfs can beat raw there. "Caches dropped" means `sync; echo 3 > /proc/sys/vm/drop_caches` (kernel caches); user-space caches of FUSE daemons (mfsmount\'s, hissdfs-mount\'s fuse.cache.bytes) stay as they are.',
+    'fio\'s O_DIRECT bypasses the kernel page cache of the mount only: a FUSE daemon may still serve from its own cache (mfsmount, hissdfs-mount) or from the page cache of the disk below it (bindfs), which is why bindfs can beat raw there. "Caches dropped" means `sync; echo 3 > /proc/sys/vm/drop_caches` (kernel caches); user-space caches of FUSE daemons (mfsmount\'s, hissdfs-mount\'s fuse.cache.bytes) stay as they are. Every timed write workload (rows 1, 3, 4, 5, CLI put) starts after an untimed `sync`, so no system pays for the write-back of data the system before it left in the page cache (MooseFS acknowledges from memory).',
     '',
     rep.table('main', [...SYSTEM_ORDER], MAIN_RATIOS),
     '',

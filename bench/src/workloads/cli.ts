@@ -36,6 +36,7 @@ export async function cliRaw (ctx: Ctx, rawDir: string, rep: number): Promise<vo
   const t = timeoutForBytes(inputs.randomBytes)
   await ctx.results.measure('cli', ['cli-put', 'cli-cat'], CLI_RAW, rep, async (set) => {
     await warmSource(ctx)
+    await ctx.caches.writeBack()
     const p = await run('sh', ['-c', 'cp -- "$1" "$2" && sync -- "$2"', 'sh', inputs.randomFile, copy], { timeoutMs: t })
     if (p.timedOut || p.code !== 0) throw new Error(`cp: ${describeExit(p)}`)
     set('cli-put', mbps(inputs.randomBytes, p.seconds))
@@ -58,6 +59,7 @@ export async function cliHiss (ctx: Ctx, cluster: HissCluster, rep: number): Pro
   const cfg = ['--config', cluster.clientConfig]
   await ctx.results.measure('cli', ['cli-put', 'cli-cat'], cliColumn(cluster), rep, async (set) => {
     await warmSource(ctx)
+    await ctx.caches.writeBack()
     const p = await run(process.execPath, [...cluster.nodeArgs('cli-put'), cli, 'put', inputs.randomFile, remote, ...cfg], { timeoutMs: t })
     if (p.timedOut || p.code !== 0) throw new Error(`hissdfs put: ${p.timedOut ? 'timed out' : describeExit(p)}`)
     const problem = await cluster.checkReplicas(join(cluster.mnt, remote))

@@ -15,6 +15,7 @@ interface Timing { seconds: number }
 export async function metadata (ctx: Ctx, sys: BenchSystem, rep: number): Promise<void> {
   const dir = join(sys.dir, `meta-${rep}`)
   await ctx.results.measure('main', ['mkdir', 'stat'], sys.name, rep, async (set) => {
+    await ctx.caches.writeBack()
     const m = await runScript<Timing>(ctx, 'fs-worker.js', { op: 'mkdirs', dir, count: ctx.opts.mkdirs }, 900000)
     if (m.error !== undefined) throw new Error(`mkdir: ${m.error}`)
     set('mkdir', ctx.opts.mkdirs / m.seconds)

@@ -28,6 +28,7 @@ export async function seqWrite (ctx: Ctx, sys: BenchSystem, rep: number): Promis
   await ctx.results.measure('main', ['seq-write'], sys.name, rep, async (set) => {
     // The source comes from the page cache: read it once untimed.
     await runOk('dd', [`if=${inputs.randomFile}`, 'of=/dev/null', 'bs=1M', 'status=none'], { timeoutMs: 600000 })
+    await ctx.caches.writeBack()
     const peak = new RssPeak(sys.daemons())
     peak.start()
     const r = await run('dd', [`if=${inputs.randomFile}`, `of=${file}`, 'bs=1M', 'conv=fsync', 'status=none'], { timeoutMs: timeoutForBytes(inputs.randomBytes) })

@@ -26,6 +26,7 @@ export async function smallFiles (ctx: Ctx, sys: BenchSystem, rep: number): Prom
   const dir = join(sys.dir, `small-${rep}`)
   const job = { dir, count: n, size: ctx.opts.smallFileBytes, seed: `rep${rep}-${sys.name}` }
   await ctx.results.measure('main', ROWS, sys.name, rep, async (set) => {
+    await ctx.caches.writeBack()
     const created = await runScript<Timing>(ctx, 'fs-worker.js', { ...job, op: 'create' }, 900000)
     if (created.error !== undefined) throw new Error(`create: ${created.error}`)
     set('small-create', n / created.seconds)

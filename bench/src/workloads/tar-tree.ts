@@ -18,6 +18,7 @@ export async function tarTree (ctx: Ctx, sys: BenchSystem, rep: number): Promise
   const dir = join(sys.dir, `tar-${rep}`)
   await ctx.results.measure('main', ['tar-x', 'tar-rm'], sys.name, rep, async (set) => {
     await mkdir(dir, { recursive: true })
+    await ctx.caches.writeBack()
     const x = await run('tar', ['xf', ctx.inputs.tarball, '-C', dir], { timeoutMs: 1800000 })
     if (x.timedOut || x.code !== 0) throw new Error(`tar xf: ${x.timedOut ? 'timed out' : describeExit(x)}`)
     const d = await run('diff', ['-r', ctx.inputs.treeDir, join(dir, ctx.inputs.treeName)], { timeoutMs: 1800000 })
