@@ -18,7 +18,7 @@ export class CacheDropper {
 
   async drop (): Promise<void> {
     if (this.failure !== undefined) return
-    await run('sync', [], { timeoutMs: 300000 })
+    await this.writeBack()
     try {
       await writeFile('/proc/sys/vm/drop_caches', '3\n')
     } catch (err) {

@@ -31,13 +31,13 @@ async function main (): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as Job
   const http = new LeanJsonHttp(job.address, job.concurrency, ROOT_IDENTITY)
   const n = job.ops
-  const DIRS = Math.max(1, Math.ceil(n / job.filesPerDir))
-  const dirOf = (i: number): string => `${job.base}/d${i % DIRS}`
-  const perDir = (d: number): number => Math.floor(n / DIRS) + (d < n % DIRS ? 1 : 0)
+  const dirs = Math.max(1, Math.ceil(n / job.filesPerDir))
+  const dirOf = (i: number): string => `${job.base}/d${i % dirs}`
+  const perDir = (d: number): number => Math.floor(n / dirs) + (d < n % dirs ? 1 : 0)
   const result: Record<string, number> = {}
   try {
     await http.ok('POST', '/v1/ns/mkdir', { path: job.base, parents: true })
-    await phase(Math.min(job.concurrency, DIRS), DIRS, async (d) => { await http.ok('POST', '/v1/ns/mkdir', { path: `${job.base}/d${d}` }) })
+    await phase(Math.min(job.concurrency, dirs), dirs, async (d) => { await http.ok('POST', '/v1/ns/mkdir', { path: `${job.base}/d${d}` }) })
     // Warm-up, not reported: this process starts cold (JIT, one connection per client
     // opened on first use), and a phase of a few thousand operations lasts well under a
     // second, so without it the first phase measured mostly the generator's start.
@@ -57,7 +57,7 @@ async function main (): Promise<void> {
     })
     const lists = Math.max(job.concurrency, Math.floor(n / 10))
     result.list = await phase(job.concurrency, lists, async (i) => {
-      const d = i % DIRS
+      const d = i % dirs
       const r = await http.ok('GET', `/v1/ns/list?path=${encodeURIComponent(`${job.base}/d${d}`)}`) as { entries?: unknown[] }
       const got = r.entries?.length ?? -1
       if (got !== perDir(d)) throw new WrongResult(`list of ${job.base}/d${d} returned ${got} entries, expected ${perDir(d)}`)
@@ -68,7 +68,7 @@ async function main (): Promise<void> {
     result.delete = await phase(job.concurrency, n, async (i) => {
       await http.ok('POST', '/v1/ns/delete', { path: `${dirOf(i)}/r${i}` })
     })
-    await phase(Math.min(job.concurrency, DIRS), DIRS, async (d) => {
+    await phase(Math.min(job.concurrency, dirs), dirs, async (d) => {
       const r = await http.ok('GET', `/v1/ns/list?path=${encodeURIComponent(`${job.base}/d${d}`)}`) as { entries?: unknown[] }
       if ((r.entries?.length ?? -1) !== 0) throw new WrongResult(`${job.base}/d${d} still has ${r.entries?.length ?? -1} entries after deleting every file`)
     })

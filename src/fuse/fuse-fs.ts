@@ -167,10 +167,10 @@ export class HissFuseFs {
   /** Handles marked async (a fast check for viewChanged). */
   private asyncOn = 0
   /**
-   * Queued writes not yet run, per inode: how many, and the promise of the last (they
-   * run one after another, in the order the kernel sent them).
+   * Queued writes not yet run, per inode: the promise of the last (they run one after
+   * another, in the order the kernel sent them); gone once the last has run.
    */
-  private readonly queued = new Map<number, { n: number, tail: Promise<void> }>()
+  private readonly queued = new Map<number, Promise<void>>()
 
   /** Let `a` answer writes of the handles we mark (see AsyncWrites); undefined: stop. */
   setAsyncWrites (a: AsyncWrites | undefined): void {
@@ -208,14 +208,7 @@ export class HissFuseFs {
       return Promise.resolve()
     }
     const ino = h.file.ino
-    let q = this.queued.get(ino)
-    if (q === undefined) {
-      q = { n: 0, tail: Promise.resolve() }
-      this.queued.set(ino, q)
-    }
-    const entry = q
-    entry.n++
-    const run = entry.tail.then(async () => {
+    const run = (this.queued.get(ino) ?? Promise.resolve()).then(async () => {
       try {
         await h.file.write(buf, pos, h.append)
       } catch (err) {
@@ -223,10 +216,8 @@ export class HissFuseFs {
         this.asyncMark(h, false)
       }
     })
-    entry.tail = run
-    void run.then(() => {
-      if (--entry.n === 0 && this.queued.get(ino) === entry) this.queued.delete(ino)
-    })
+    this.queued.set(ino, run)
+    void run.then(() => { if (this.queued.get(ino) === run) this.queued.delete(ino) })
     return run
   }
 
@@ -238,13 +229,13 @@ export class HissFuseFs {
    */
   afterQueued (): Promise<unknown> | undefined {
     if (this.queued.size === 0) return undefined
-    return Promise.all([...this.queued.values()].map(q => q.tail))
+    return Promise.all(this.queued.values())
   }
 
   afterFd (fd: number): Promise<unknown> | undefined {
     if (this.queued.size === 0) return undefined
     const h = this.handles.find(fd)
-    return h === undefined ? undefined : this.queued.get(h.file.ino)?.tail
+    return h === undefined ? undefined : this.queued.get(h.file.ino)
   }
 
   /** The kept error of a queued write of `h`, once. */
@@ -736,10 +727,9 @@ export class HissFuseFs {
 
   async release (fd: number): Promise<void> {
     // Before the number can be handed out again.
-    const h1 = this.handles.find(fd)
-    if (h1 !== undefined) this.asyncMark(h1, false)
     this.flushFree?.(fd, false)
     const h0 = this.handles.find(fd)
+    if (h0 !== undefined) this.asyncMark(h0, false)
     if (h0?.mapped === true) { this.nativeReads?.map(fd, null); h0.mapped = false }
     const h = this.handles.close(fd)
     if (h.writable) h.file.writersGone()

@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { FUSE_TEST_CONFIG as STABLE, fuseSkipReason, mountOpLog, settleMountLog, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 import { Rng } from '../helpers/rng.js'
+import { writeAt } from '../helpers/model.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -168,12 +169,7 @@ async function modelRun (t: Test): Promise<void> {
           const off = rng.below(model.length + 64 * KiB)
           const data = rng.bytes(1 + rng.below(64 * KiB))
           await writer.write(data, 0, data.length, off)
-          if (off + data.length > model.length) {
-            const grown = Buffer.alloc(off + data.length)
-            model.copy(grown)
-            model = grown
-          }
-          data.copy(model, off)
+          model = writeAt(model, data, off)
         } else if (op === 5) {
           const size = rng.below(model.length + MiB)
           await writer.truncate(size)

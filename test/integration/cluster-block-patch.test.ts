@@ -12,6 +12,7 @@ import { startCluster, type Cluster } from '../helpers/inprocess-cluster.js'
 import { findBlockFiles } from '../helpers/cluster-files.js'
 import { Rng } from '../helpers/rng.js'
 import { waitUntil } from '../helpers/wait-until.js'
+import { writeAt } from '../helpers/model.js'
 
 const KiB = 1024
 const BLOCK = 256 * KiB
@@ -30,11 +31,7 @@ async function patch (s: HissWriteSession, block: LocatedBlock, edits: Edit[], l
 
 function apply (model: Buffer, base: number, edits: Edit[]): Buffer {
   let out = model
-  for (const e of edits) {
-    const end = base + e.offset + e.data.length
-    if (end > out.length) { const grown = Buffer.alloc(end); out.copy(grown); out = grown }
-    e.data.copy(out, base + e.offset)
-  }
+  for (const e of edits) out = writeAt(out, e.data, base + e.offset)
   return out
 }
 
