@@ -8,7 +8,7 @@
 // Usage: node bench/mount-micro.mjs [reps]     env: REPL=1|3, KEEP=1 (leave temp dir),
 //        MOUNT_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (node flags for the mount),
 //        DS_ARGS (the same for the DataServers),
-//        ONLY=small,meta,tar   LOG=debug (mount log level)
+//        ONLY=small,meta,tar   LOG=debug (mount log level)   NS_SYNC=full|normal (nameserver.sync)
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs'
@@ -55,7 +55,7 @@ function content (i) {
 async function main () {
   const common = { 'nameserver.address': '127.0.0.1:0', 'cluster.secret': randomBytes(24).toString('hex'), replication: repl, 'safemode.extension.ms': 0, 'log.level': 'warn' }
   mkdirSync(join(base, 'ns'))
-  writeFileSync(join(base, 'ns.json'), JSON.stringify({ ...common, 'nameserver.root.dir': join(base, 'ns') }))
+  writeFileSync(join(base, 'ns.json'), JSON.stringify({ ...common, 'nameserver.root.dir': join(base, 'ns'), ...(process.env.NS_SYNC ? { 'nameserver.sync': process.env.NS_SYNC } : {}) }))
   const m = await startDaemon('nameserver', [cli, 'nameserver', '--config', join(base, 'ns.json')], /listening on (\S+):(\d+)/)
   common['nameserver.address'] = `127.0.0.1:${m[2]}`
   for (let i = 1; i <= 3; i++) {

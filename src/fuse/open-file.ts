@@ -53,6 +53,14 @@ export const COMMIT_UPLOAD_PARALLEL = 2
 export const UPLOAD_ATTEMPTS = 5
 /** ...with this pause before the second, doubling after (transient NO_DATASERVERS, a pipeline cut). */
 export const UPLOAD_RETRY_BASE_MS = 250
+/**
+ * After a streaming upload fails, appends go on into the spool without starting another
+ * one until this pause is over (doubling with each failure in a row, up to the cap). A
+ * new upload per append would otherwise allocate a block on the NameServer and try the
+ * dead pipeline once per write, thousands of times a second; the commit uploads what is
+ * left, with its own retries.
+ */
+export const STREAM_RETRY_MAX_MS = 8000
 
 export interface OpenFileDeps {
   /** The data-path client (the mount's own identity: the kernel checked the caller at open). */
@@ -186,6 +194,9 @@ export class OpenFile {
   private readySession: { session: WriteSession, commits: number } | undefined
   /** Commits made through this file (see readySession). */
   private commits = 0
+  /** Streaming uploads failed in a row, and when (clock.now) appends may start one again. */
+  private streamFailures = 0
+  private streamRetryAt = 0
 
   constructor (private readonly deps: OpenFileDeps, stat: FileStat, public path: string) {
     this.stat = stat
@@ -657,7 +668,13 @@ export class OpenFile {
     }
     local.length += n
     this.sizeBytes += n
-    const up = local.upload ?? this.startUpload(local, false)
+    const up = local.upload ?? (this.streamingPaused() ? undefined : this.startUpload(local, false))
+    if (up === undefined) {
+      // The bytes stay in the spool for the commit (or a later upload): the upload's
+      // share of the buffer is not needed.
+      release?.()
+      return n
+    }
     up.feed(at, own, release)
     up.notify()
     if (local.length >= cap) {
@@ -890,6 +907,7 @@ export class OpenFile {
     const up = new BlockUpload(this.session, source, { sealed, retainUpTo, ...(slot.kind === 'zero' ? { zeros: slot.length } : {}) })
     slot.upload = up
     up.result.then(ref => {
+      this.streamFailures = 0
       if (up.aborted || slot.upload !== up) return
       const at = this.slots.indexOf(slot)
       if (at < 0 || ref.length !== slot.length) { slot.upload = undefined; return }
@@ -899,9 +917,17 @@ export class OpenFile {
       if (slot.kind === 'local') slot.spool.discard()
     }, err => {
       if (slot.upload === up) slot.upload = undefined
-      if (!up.aborted) this.deps.log.debug('block upload failed', { ino: this.ino, err })
+      if (up.aborted) return
+      this.deps.log.debug('block upload failed', { ino: this.ino, err })
+      this.streamFailures++
+      this.streamRetryAt = this.deps.clock.now() + Math.min(STREAM_RETRY_MAX_MS, UPLOAD_RETRY_BASE_MS * 2 ** (this.streamFailures - 1))
     })
     return up
+  }
+
+  /** Whether an append must not start a streaming upload now (one failed recently). */
+  private streamingPaused (): boolean {
+    return this.streamFailures > 0 && this.deps.clock.now() < this.streamRetryAt
   }
 
   /** Keep at most MAX_SEALED_UPLOADS completed blocks in flight per file. */

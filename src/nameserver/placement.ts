@@ -34,7 +34,12 @@ function score (ds: DataServerInfo): number {
 export function chooseTargets (servers: readonly DataServerInfo[], req: PlacementRequest, random: Random = Math.random): DataServerInfo[] {
   const exclude = req.exclude ?? new Set<string>()
   const live = servers.filter(d => d.state === 'live' && !exclude.has(d.id))
-  const eligible = live.filter(d => d.remaining - d.scheduledBytes >= req.bytes)
+  // Only the free space a DataServer reported refuses it. The bytes scheduled since its
+  // last heartbeat count a full block per allocation (a 4 KiB file's block, or one whose
+  // pipeline failed, included), so they rank the choice (score, and those with room
+  // after them first) but do not make a burst of small files, or a writer retrying a dead
+  // pipeline, look like a full cluster.
+  const eligible = live.filter(d => d.remaining >= req.bytes)
   if (req.count <= 0) return []
   if (eligible.length === 0) {
     if (live.length === 0) throw new HissError('NO_DATASERVERS', 'not enough live dataservers: none available')
@@ -42,10 +47,13 @@ export function chooseTargets (servers: readonly DataServerInfo[], req: Placemen
   }
   const usedHosts = new Set(req.usedHosts ?? [])
   const chosen: DataServerInfo[] = []
+  const roomy = (d: DataServerInfo): boolean => d.remaining - d.scheduledBytes >= req.bytes
   let pool = [...eligible]
   while (chosen.length < req.count && pool.length > 0) {
     const fresh = pool.filter(d => !usedHosts.has(d.host))
-    const candidates = (fresh.length > 0 ? fresh : pool).sort((a, b) => score(b) - score(a)).slice(0, TOP_K)
+    const hosts = fresh.length > 0 ? fresh : pool
+    const withRoom = hosts.filter(roomy)
+    const candidates = (withRoom.length > 0 ? withRoom : hosts).sort((a, b) => score(b) - score(a)).slice(0, TOP_K)
     const pick = weightedPick(candidates, random)
     chosen.push(pick)
     usedHosts.add(pick.host)

@@ -57,3 +57,22 @@ t.test('only DataServers with room; NO_DATASERVERS vs ENOSPC', async t => {
   t.throws(() => chooseTargets([ds('x', 'h', 1e9, 0, 'dead')], { count: 1, bytes: 1 }), { code: 'NO_DATASERVERS' })
   t.throws(() => chooseTargets(servers, { count: 1, bytes: 1, exclude: new Set(['small', 'big']) }), { code: 'NO_DATASERVERS' })
 })
+
+t.test('scheduled bytes rank the choice but never refuse a DataServer with room', async t => {
+  const rnd = seeded(5)
+  const sched = (d: DataServerInfo, bytes: number): DataServerInfo => ({ ...d, scheduledBytes: bytes })
+  // A burst of allocations (each counted as a full block until the next heartbeat) has
+  // "scheduled" more than every DataServer's free space: still placed, not ENOSPC.
+  const burst = [sched(ds('a', 'h1', 1e9), 5e9), sched(ds('b', 'h2', 1e9), 5e9), sched(ds('c', 'h3', 1e9), 5e9)]
+  t.same(chooseTargets(burst, { count: 3, bytes: 64 << 20 }, rnd).map(d => d.id).sort(), ['a', 'b', 'c'], 'every DataServer still chosen')
+  // One whose scheduled bytes exceed its free space is taken only when nothing else fits.
+  const mixed = [sched(ds('over', 'h1', 1e10), 2e10), ds('ok1', 'h2', 1e9), ds('ok2', 'h3', 1e9)]
+  const counts = new Map<string, number>()
+  for (let i = 0; i < 200; i++) {
+    const [d] = chooseTargets(mixed, { count: 1, bytes: 1e6 }, rnd)
+    counts.set(d!.id, (counts.get(d!.id) ?? 0) + 1)
+  }
+  t.equal(counts.get('over') ?? 0, 0, 'never while others have room after their scheduled bytes')
+  t.same(chooseTargets(mixed, { count: 3, bytes: 1e6 }, rnd).map(d => d.id).sort(), ['ok1', 'ok2', 'over'], 'but used for a third replica')
+  t.throws(() => chooseTargets([sched(ds('small', 'h1', 1000), 0)], { count: 1, bytes: 5000 }), { code: 'ENOSPC' }, 'reported free space below the block still refuses')
+})
