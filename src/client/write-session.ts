@@ -103,8 +103,15 @@ export class HissWriteSession implements WriteSession {
     const minStored = Math.min(this.d.minReplicas, this.replication)
     let lastErr: HissError | undefined
     for (let attempt = 0; attempt < MAX_BLOCK_ATTEMPTS; attempt++) {
-      const alloc = (attempt === 0 ? this.takeFirstBlock() : undefined) ??
-        await this.d.ns.addBlock({ writeId: this.writeId, ...(exclude.size > 0 ? { exclude: [...exclude] } : {}) })
+      let alloc = attempt === 0 ? this.takeFirstBlock() : undefined
+      try {
+        alloc ??= await this.d.ns.addBlock({ writeId: this.writeId, ...(exclude.size > 0 ? { exclude: [...exclude] } : {}) })
+      } catch (err) {
+        // Every DataServer left was excluded because it refused the block for space: the
+        // cluster is full (ENOSPC), which says more than "no DataServer left".
+        if (isHissError(err) && err.code === 'NO_DATASERVERS' && lastErr?.code === 'ENOSPC') throw lastErr
+        throw err
+      }
       const src = await source(attempt)
       if (src === undefined) throw lastErr ?? HissError.EIO('block data cannot be sent again')
       try {

@@ -37,7 +37,9 @@ export const ERROR_TABLE = {
   // Domain codes: each still maps to the nearest errno.
   UNAUTHORIZED: { http: 401, errno: 13, message: 'cluster authentication failed' },
   BAD_TOKEN: { http: 403, errno: 13, message: 'block access token refused' },
-  NO_DATASERVERS: { http: 503, errno: 28, message: 'not enough live dataservers' },
+  // EIO, not ENOSPC: the servers are gone, not full (a write refused for space by every
+  // DataServer reports their ENOSPC instead, see WriteSession.storeWith).
+  NO_DATASERVERS: { http: 503, errno: 5, message: 'not enough live dataservers' },
   BLOCK_LOST: { http: 503, errno: 5, message: 'no readable replica of block' },
   CHECKSUM_MISMATCH: { http: 500, errno: 5, message: 'checksum mismatch' },
   STALE_REPLICA: { http: 410, errno: 5, message: 'replica generation is stale' },

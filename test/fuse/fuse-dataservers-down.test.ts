@@ -10,7 +10,8 @@ import t, { type Test } from 'tap'
 import { open, readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, startMount } from '../helpers/mount.js'
+import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, sh, startMount } from '../helpers/mount.js'
+import { waitUntil } from '../helpers/wait-until.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 
 const KiB = 1024
@@ -66,10 +67,22 @@ async function suite (t: Test): Promise<void> {
   t.ok((await readFile(join(m.dir, 'after2'))).equals(src), 'with the DataServers back, a new file writes and reads back intact')
 }
 
+/** No DataServer live at all (the NameServer declared them dead): EIO, not "disk full". */
+async function noneLive (t: Test): Promise<void> {
+  const cluster = await startCluster(t, { config: { 'heartbeat.interval.ms': 200, 'heartbeat.dead.ms': 1500, 'lease.timeout.ms': 30_000 }, dataServers: 1, replication: 1 })
+  const m = await startMount(t, cluster.cfg)
+  await cluster.stopDataServer(0, { unregister: false })
+  await waitUntil(async () => (await cluster.client.report()).dataservers.every(d => d.state !== 'live') || undefined, { timeoutMs: 20_000, what: 'the DataServer declared dead' })
+  const r = await sh(`dd if=/dev/zero of=${JSON.stringify(join(m.dir, 'g'))} bs=64k count=4 conv=fsync status=none`, { timeoutMs: 120_000 })
+  t.not(r.code, 0, 'the write fails')
+  t.match(r.stderr, /Input\/output error/, `with EIO: ${r.stderr.trim()}`)
+}
+
 const skip = fuseSkipReason()
 if (skip !== undefined) {
   t.comment(`skipping: ${skip}`)
   t.test('FUSE tests', { skip }, async () => {})
 } else {
   t.test('all DataServers down during a write through the mount', { timeout: 180_000 }, async t => { await suite(t) })
+  t.test('no DataServer live: a write through the mount fails with EIO', { timeout: 180_000 }, async t => { await noneLive(t) })
 }
