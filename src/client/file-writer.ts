@@ -106,6 +106,7 @@ function startBlock (session: HissWriteSession, src: ChunkSource, start: number,
   pumped.catch(() => {})
   const replay = opts.replay
   let pump: Promise<number> | undefined
+  let failure: unknown
   const stored = (async () => {
     try {
       return await session.storeWith(async attempt => {
@@ -125,9 +126,13 @@ function startBlock (session: HissWriteSession, src: ChunkSource, start: number,
         d.log.info('resending block from spool', { writeId: session.writeId, length })
         return { body: spool.open(slot), length }
       })
+    } catch (err) {
+      failure = err
+      throw err
     } finally {
-      // The spool slot and the input must be done with this block.
-      if (pump === undefined) rejectPumped(HissError.EIO('block was never started'))
+      // The spool slot and the input must be done with this block. A block that never
+      // started (its allocation failed) reports why, not just that it did not start.
+      if (pump === undefined) rejectPumped(failure ?? HissError.EIO('block was never started'))
       else await pump.catch(() => {})
     }
   })()

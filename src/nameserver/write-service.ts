@@ -2,7 +2,7 @@
 // targets, write token), commit (validate the complete block list, then replace the
 // file's content in one transaction) and abort. Blocks a session allocated and did not
 // commit become orphans when it ends, as do blocks a commit drops from a file.
-import { HissError } from '../common/errors.js'
+import { HissError, isHissError } from '../common/errors.js'
 import type { AddBlockReply, BlockRef, CommitRequest, FileStat, WriteOpenReply } from '../common/protocol.js'
 import type { NameServerCore } from './core.js'
 import type { InodeRow } from './namespace-store.js'
@@ -99,7 +99,18 @@ export class WriteService {
     const s = core.sessions.use(writeId, core.clock.now())
     const excluded = new Set<string>()
     for (const d of core.registry.all()) if (exclude.includes(d.id) || exclude.includes(d.address)) excluded.add(d.id)
-    const targets = chooseTargets(core.registry.all(), { count: s.replication, bytes: s.blockSize, exclude: excluded }, core.random)
+    let targets
+    try {
+      targets = chooseTargets(core.registry.all(), { count: s.replication, bytes: s.blockSize, exclude: excluded }, core.random)
+    } catch (err) {
+      // Right after a start the DataServers are still registering (they do at their next
+      // heartbeat): a writer is told to retry (SAFE_MODE), as HDFS does, not that the
+      // cluster has none.
+      if (isHissError(err) && err.code === 'NO_DATASERVERS' && excluded.size === 0 && core.safeMode.active) {
+        throw new HissError('SAFE_MODE', 'nameserver is in safe mode: no DataServer has registered since it started, try again')
+      }
+      throw err
+    }
     const block = core.store.transaction(() => core.store.allocateBlock())
     s.allocated.set(block.id, block.gen)
     core.blocks.writing.set(block.id, block.gen)

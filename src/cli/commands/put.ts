@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import type { Command } from 'commander'
-import { HissError } from '../../common/errors.js'
+import { HissError, isHissError } from '../../common/errors.js'
 import type { FileStat } from '../../common/protocol.js'
 import type { HissFs } from '../../client/types.js'
 import { clientAction, onPath, remoteArg } from '../run-client.js'
@@ -15,6 +15,9 @@ import { PathFailure } from '../errors.js'
 import { createProgress } from '../progress.js'
 
 interface PutOpts { overwrite?: boolean, replication?: string }
+
+/** Whole-file attempts of a put from a local file whose write session was lost. */
+export const PUT_SESSION_ATTEMPTS = 3
 
 export function parseReplication (v: string | undefined): number | undefined {
   if (v === undefined) return undefined
@@ -57,20 +60,35 @@ export function registerPut (program: Command): void {
         if (local === '-') throw new PathFailure(remote, HissError.EISDIR())
         remote = await onPath(remote, async () => intoDirectory(remote, local))
       }
-      const input: Readable = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 })
       const progress = await createProgress(`put ${remote}`, size)
       try {
-        await onPath(remote, () => ctx.fs.put(remote, input, {
-          overwrite: opts.overwrite !== false,
-          ...(mode === undefined ? {} : { mode }),
-          ...(replication === undefined ? {} : { replication }),
-          onProgress: b => { progress.update(b) },
-          // A local file can be read again: a failed block is resent from it, no spool copy.
-          ...(local === '-' ? {} : { replay: (offset: number, length: number) => createReadStream(local, { start: offset, end: offset + length - 1, highWaterMark: 1024 * 1024 }) }),
-        }))
+        await onPath(remote, async () => {
+          for (let attempt = 1; ; attempt++) {
+            const input: Readable = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 })
+            try {
+              await ctx.fs.put(remote, input, {
+                overwrite: opts.overwrite !== false,
+                ...(mode === undefined ? {} : { mode }),
+                ...(replication === undefined ? {} : { replication }),
+                onProgress: b => { progress.update(b) },
+                // A local file can be read again: a failed block is resent from it, no spool copy.
+                ...(local === '-' ? {} : { replay: (offset: number, length: number) => createReadStream(local, { start: offset, end: offset + length - 1, highWaterMark: 1024 * 1024 }) }),
+              })
+              return
+            } catch (err) {
+              // The write session is gone (a NameServer restart forgets it, or its lease
+              // lapsed while the put stalled): nothing was committed, so a local file is
+              // sent again from the start. Stdin cannot be read twice.
+              if (local === '-' || attempt >= PUT_SESSION_ATTEMPTS || !isHissError(err) || err.code !== 'LEASE_EXPIRED') throw err
+              ctx.log.warn('write session lost, sending the file again', { path: remote, attempt })
+              progress.update(0)
+            } finally {
+              if (local !== '-') input.destroy()
+            }
+          }
+        })
       } finally {
         progress.stop()
-        if (local !== '-') input.destroy()
       }
     }))
 }

@@ -243,3 +243,18 @@ t.test('a commit carries a deferred chmod/chown, checked as setattr would check 
   const b = core.ns.stat('/bobs', ROOT)
   t.same([b.mode, b.uid, b.gid], [0o4755, ALICE.uid, 2000], 'superuser: mode, owner and group in one commit')
 })
+
+t.test('after a restart, before any DataServer registered: addblock answers SAFE_MODE (retried), not NO_DATASERVERS', async t => {
+  const dir = t.testdir()
+  const first = makeCore(t, {}, dir)
+  await writeFile(first.core, cluster(first.core, 2), '/old', [10])
+  first.core.close()
+
+  const { core } = makeCore(t, {}, dir)
+  t.equal(core.safeMode.active, true, 'blocks exist: safe mode')
+  const open = core.writes.open({ path: '/new', clientId: 'c', create: true }, ROOT)
+  t.throws(() => core.writes.addBlock(open.writeId), { code: 'SAFE_MODE' }, 'no DataServer yet')
+  const dss = cluster(core, 2)
+  t.equal(core.writes.addBlock(open.writeId).targets.length, 2, 'once they register, blocks are placed')
+  t.throws(() => core.writes.addBlock(open.writeId, dss.map(d => d.id)), { code: 'NO_DATASERVERS' }, 'every registered one excluded by the client: NO_DATASERVERS')
+})
