@@ -765,6 +765,7 @@ export class HissFuseFs {
       await of.closeLast()
     } catch (err) {
       this.log.error('commit on close failed', { ino: of.ino, path: of.path, err })
+      if (isHissError(err) && err.code === 'LEASE_EXPIRED' && of.refs === 0) await this.sessionLost(of)
       throw err
     }
     if (of.refs === 0 && !of.hasLocalState) {
@@ -772,6 +773,20 @@ export class HissFuseFs {
       if (this.files.get(of.ino) === of) this.files.delete(of.ino)
       await of.dispose()
     }
+  }
+
+  /**
+   * The file's write session is gone for good (a NameServer restart forgets sessions, or
+   * the lease lapsed): what it stored can never be committed, and what is still local
+   * would be the commit of a write that no longer exists. The close has reported the
+   * error; the file goes back to what the NameServer has, instead of showing a size no
+   * read can serve until the mount ends.
+   */
+  private async sessionLost (of: OpenFile): Promise<void> {
+    this.log.warn('write session lost: uncommitted changes dropped', { ino: of.ino, path: of.path })
+    if (this.files.get(of.ino) === of) this.files.delete(of.ino)
+    await of.dispose()
+    this.attrs.deleteIno(of.ino)
   }
 
   /** Commit every file with local changes (shutdown). Errors are logged, not thrown. */

@@ -19,7 +19,7 @@
 // Every slot but the last holds exactly blockSize bytes when this mount wrote it. A
 // commit (flush on close, fsync with keepOpen) uploads what is pending and makes the
 // whole list the file's content in one NameServer transaction.
-import { HissError } from '../common/errors.js'
+import { HissError, isHissError } from '../common/errors.js'
 import { sleep, type Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
 import { nowNs } from '../common/paths.js'
@@ -1019,7 +1019,7 @@ export class OpenFile {
     for (let attempt = 0; ; attempt++) {
       const pending = this.slots.filter((s): s is PendingSlot => s.kind === 'local' || s.kind === 'zero')
       if (pending.length === 0) return
-      if (attempt >= UPLOAD_ATTEMPTS) throw lastErr ?? HissError.EIO('block upload failed')
+      if (attempt >= UPLOAD_ATTEMPTS || (isHissError(lastErr) && lastErr.code === 'LEASE_EXPIRED')) throw lastErr ?? HissError.EIO('block upload failed')
       if (attempt > 0) {
         this.deps.log.warn('retrying block uploads', { ino: this.ino, path: this.path, pending: pending.length, attempt, err: lastErr })
         await sleep(this.deps.clock, UPLOAD_RETRY_BASE_MS * 2 ** (attempt - 1))
@@ -1035,6 +1035,8 @@ export class OpenFile {
             await up.result
           } catch (err) {
             lastErr = err
+            // The write session is gone: no retry can store a block under it.
+            if (isHissError(err) && err.code === 'LEASE_EXPIRED') next = pending.length
           }
         }
       }
