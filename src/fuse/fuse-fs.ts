@@ -776,8 +776,8 @@ export class HissFuseFs {
   }
 
   /**
-   * The file's write session is gone for good (a NameServer restart forgets sessions, or
-   * the lease lapsed): what it stored can never be committed, and what is still local
+   * The file's write session is gone for good (its lease lapsed: the mount did not renew
+   * it for lease.timeout.ms): what it stored can never be committed, and what is still local
    * would be the commit of a write that no longer exists. The close has reported the
    * error; the file goes back to what the NameServer has, instead of showing a size no
    * read can serve until the mount ends.

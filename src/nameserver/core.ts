@@ -110,6 +110,12 @@ export class NameServerCore {
     this.dataservers = new DataServerService(this)
     this.updates = new BlockUpdates(this)
     this.updates.load()
+    // Writes in flight when the last run stopped: their sessions come back with a fresh
+    // lease, and their uncommitted blocks are being written, not orphans.
+    for (const st of this.store.storedSessions()) {
+      const s = this.sessions.restore(st.writeId, st.state, st.allocs, this.clock.now())
+      for (const [id, gen] of s.allocated) this.blocks.writing.set(id, gen)
+    }
     this.checkSafeMode()
   }
 

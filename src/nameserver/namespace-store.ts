@@ -47,6 +47,8 @@ export interface StoredBlock extends BlockRef { ino: number, replication: number
 
 /** A block being patched in place: committed generation `base`, attempts in [first, last]. */
 export interface BlockUpdateRow { id: number, base: number, first: number, last: number }
+/** A write session as stored (write-sessions.ts): its fields as JSON, and its uncommitted blocks. */
+export interface StoredSession { writeId: string, state: string, allocs: Array<[number, number]> }
 
 type Counter = 'next_ino' | 'next_block' | 'next_gen'
 
@@ -92,6 +94,16 @@ CREATE TABLE IF NOT EXISTS block_updates (
   first INTEGER NOT NULL,
   last INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS write_sessions (
+  write_id TEXT PRIMARY KEY,
+  state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS write_allocs (
+  block_id INTEGER PRIMARY KEY,
+  write_id TEXT NOT NULL,
+  gen INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS write_allocs_write ON write_allocs (write_id);
 CREATE TABLE IF NOT EXISTS counters (
   name TEXT PRIMARY KEY,
   value INTEGER NOT NULL
@@ -239,6 +251,13 @@ export class NamespaceStore {
       pendingUpdates: db.prepare<[], BlockUpdateRow>('SELECT id, base, first, last FROM block_updates'),
       setUpdate: db.prepare<[number, number, number, number]>('INSERT INTO block_updates (id, base, first, last) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET base = excluded.base, first = excluded.first, last = excluded.last'),
       clearUpdate: db.prepare<[number]>('DELETE FROM block_updates WHERE id = ?'),
+      sessions: db.prepare<[], { write_id: string, state: string }>('SELECT write_id, state FROM write_sessions'),
+      allocs: db.prepare<[], { block_id: number, write_id: string, gen: number }>('SELECT block_id, write_id, gen FROM write_allocs'),
+      putSession: db.prepare<[string, string]>('INSERT INTO write_sessions (write_id, state) VALUES (?, ?) ON CONFLICT(write_id) DO UPDATE SET state = excluded.state'),
+      deleteSession: db.prepare<[string]>('DELETE FROM write_sessions WHERE write_id = ?'),
+      deleteAllocsOf: db.prepare<[string]>('DELETE FROM write_allocs WHERE write_id = ?'),
+      putAlloc: db.prepare<[number, string, number]>('INSERT INTO write_allocs (block_id, write_id, gen) VALUES (?, ?, ?)'),
+      deleteAlloc: db.prepare<[number]>('DELETE FROM write_allocs WHERE block_id = ?'),
       blockRow: db.prepare<[number], { ino: number, gen: number, length: number }>('SELECT ino, gen, length FROM blocks WHERE id = ?'),
       getCounter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
       setCounter: db.prepare<[string, number]>('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
@@ -452,6 +471,26 @@ export class NamespaceStore {
   pendingUpdates (): BlockUpdateRow[] { return this.st.pendingUpdates.all() }
   setPendingUpdate (u: BlockUpdateRow): void { this.st.setUpdate.run(u.id, u.base, u.first, u.last) }
   clearPendingUpdate (id: number): void { this.st.clearUpdate.run(id) }
+  // Write sessions (leases) and the blocks they allocated, so that a restart keeps the
+  // writes in flight (write-sessions.ts). Callers wrap these in a transaction.
+  storedSessions (): StoredSession[] {
+    const byId = new Map<string, StoredSession>()
+    for (const r of this.st.sessions.all()) byId.set(r.write_id, { writeId: r.write_id, state: r.state, allocs: [] })
+    for (const a of this.st.allocs.all()) byId.get(a.write_id)?.allocs.push([a.block_id, a.gen])
+    return [...byId.values()]
+  }
+
+  putSession (writeId: string, state: string): void { this.st.putSession.run(writeId, state) }
+  /** The session and the record of its uncommitted blocks. */
+  deleteSession (writeId: string): void {
+    this.st.deleteSession.run(writeId)
+    this.st.deleteAllocsOf.run(writeId)
+  }
+
+  putAlloc (writeId: string, block: { id: number, gen: number }): void { this.st.putAlloc.run(block.id, writeId, block.gen) }
+  /** Blocks a session allocated that a commit made part of the file. */
+  deleteAllocs (ids: Iterable<number>): void { for (const id of ids) this.st.deleteAlloc.run(id) }
+
   /** The file holding block `id`, and the block's committed generation and length. */
   blockRow (id: number): { ino: number, gen: number, length: number } | undefined { return this.st.blockRow.get(id) }
 

@@ -9,7 +9,7 @@ import type { InodeRow } from './namespace-store.js'
 import { DEFAULT_FILE_MODE } from './namespace.js'
 import { W, X, type Identity } from './permissions.js'
 import { chooseTargets } from './placement.js'
-import { inoKey, pathKey, type WriteSession } from './write-sessions.js'
+import { inoKey, pathKey, sessionState, type WriteSession } from './write-sessions.js'
 
 export interface OpenInput {
   path?: string | undefined
@@ -65,6 +65,7 @@ export class WriteService {
         blockSize: req.blockSize ?? cfg['block.size'],
         who,
       }, keys, now)
+      this.stored(s)
       return { writeId: s.writeId, ino: 0, replication: s.replication, blockSize: s.blockSize, blocks: [], size: 0, leaseTimeoutMs: sessions.leaseTimeoutMs }
     }
     const node = existing!
@@ -82,6 +83,7 @@ export class WriteService {
       blockSize: node.block_size,
       who,
     }, [inoKey(node.ino)], now)
+    this.stored(s)
     const keep = req.overwrite !== true
     return {
       writeId: s.writeId,
@@ -111,7 +113,11 @@ export class WriteService {
       }
       throw err
     }
-    const block = core.store.transaction(() => core.store.allocateBlock())
+    const block = core.store.transaction(() => {
+      const b = core.store.allocateBlock()
+      core.store.putAlloc(s.writeId, b)
+      return b
+    })
     s.allocated.set(block.id, block.gen)
     core.blocks.writing.set(block.id, block.gen)
     for (const t of targets) t.scheduledBytes += s.blockSize
@@ -201,12 +207,14 @@ export class WriteService {
         store.setContent(created.ino, req.blocks, req.size, mtime, now)
         this.applyOwnership(created.ino, req, s, now)
         store.touchDir(parent.ino, now)
+        store.deleteAllocs(req.blocks.map(b => b.id))
         return store.get(created.ino)!
       })
       s.ino = row.ino
       s.create = false
       core.sessions.addKeys(s, [inoKey(row.ino)])
       core.sessions.dropKey(s, pathKey(s.path))
+      if (req.keepOpen === true) this.stored(s)
     } else {
       const ino = s.ino
       const old = store.get(ino)
@@ -215,6 +223,7 @@ export class WriteService {
         row = store.transaction(() => {
           store.setContent(ino, req.blocks, req.size, mtime, now)
           this.applyOwnership(ino, req, s, now)
+          store.deleteAllocs(req.blocks.map(b => b.id))
           patched = core.updates.committing(s, req)
           return store.get(ino)!
         })
@@ -253,9 +262,22 @@ export class WriteService {
     if (!keepOpen) this.end(s)
   }
 
+  /** Store a session as it now is (a restart brings it back); undone if that fails. */
+  private stored (s: WriteSession): void {
+    try {
+      this.core.store.transaction(() => { this.core.store.putSession(s.writeId, sessionState(s)) })
+    } catch (err) {
+      // Nothing of it reached the disk; it has no blocks yet, or keeps its stored row.
+      this.core.sessions.remove(s.writeId)
+      this.core.updates.sessionEnded(s.writeId)
+      throw err
+    }
+  }
+
   /** End a session: its lease goes, its uncommitted blocks become orphans. */
   end (s: WriteSession): void {
     this.core.sessions.remove(s.writeId)
+    this.core.store.transaction(() => { this.core.store.deleteSession(s.writeId) })
     this.core.updates.sessionEnded(s.writeId)
     if (s.allocated.size > 0) this.core.freeBlocks(s.allocated.keys())
     s.allocated.clear()

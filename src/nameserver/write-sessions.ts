@@ -1,7 +1,10 @@
-// Write sessions and their leases, in memory only (a NameServer restart loses them and
-// writers retry). A lease is held per file — its inode, or its path for a create that is
-// not yet visible — by one clientId; the same client may hold several sessions on one
-// file. A lease lapses when its client stops renewing for the lease timeout.
+// Write sessions and their leases. A lease is held per file — its inode, or its path for
+// a create that is not yet visible — by one clientId; the same client may hold several
+// sessions on one file. A lease lapses when its client stops renewing for the lease
+// timeout. The sessions and the blocks they allocated are also stored (WriteService
+// writes them in the transactions that change them), so after a restart they come back
+// with a fresh lease and the writers carry on; a patch in flight does not (its state
+// is block-updates.ts', resolved on its own).
 import { randomBytes } from 'node:crypto'
 import { HissError } from '../common/errors.js'
 import type { Identity } from './permissions.js'
@@ -28,6 +31,14 @@ export interface WriteSession {
 }
 
 export type NewSession = Omit<WriteSession, 'writeId' | 'allocated' | 'lastRenew' | 'keys'>
+
+/** The fields of a session that are stored (namespace-store write_sessions.state). */
+type StoredFields = Omit<WriteSession, 'writeId' | 'allocated' | 'lastRenew'>
+
+export function sessionState (s: WriteSession): string {
+  const f: StoredFields = { clientId: s.clientId, ino: s.ino, path: s.path, create: s.create, overwrite: s.overwrite, mode: s.mode, replication: s.replication, blockSize: s.blockSize, who: s.who, keys: s.keys }
+  return JSON.stringify(f)
+}
 
 export function inoKey (ino: number): string { return `i:${ino}` }
 export function pathKey (path: string): string { return `p:${path}` }
@@ -61,6 +72,15 @@ export class WriteSessions {
     const s: WriteSession = { ...init, writeId: randomBytes(16).toString('hex'), allocated: new Map(), lastRenew: now, keys: [] }
     this.sessions.set(s.writeId, s)
     this.addKeys(s, keys)
+    return s
+  }
+
+  /** A stored session, back after a restart, with a fresh lease. */
+  restore (writeId: string, state: string, allocs: ReadonlyArray<[number, number]>, now: number): WriteSession {
+    const f = JSON.parse(state) as StoredFields
+    const s: WriteSession = { ...f, keys: [], writeId, allocated: new Map(allocs), lastRenew: now }
+    this.sessions.set(writeId, s)
+    this.addKeys(s, f.keys)
     return s
   }
 

@@ -76,9 +76,10 @@ export function registerPut (program: Command): void {
               })
               return
             } catch (err) {
-              // The write session is gone (a NameServer restart forgets it, or its lease
-              // lapsed while the put stalled): nothing was committed, so a local file is
-              // sent again from the start. Stdin cannot be read twice.
+              // The write session is gone (its lease lapsed while the put stalled, or it
+              // was opened by a NameServer that did not store sessions): nothing was
+              // committed, so a local file is sent again from the start. Stdin cannot be
+              // read twice.
               if (local === '-' || attempt >= PUT_SESSION_ATTEMPTS || !isHissError(err) || err.code !== 'LEASE_EXPIRED') throw err
               ctx.log.warn('write session lost, sending the file again', { path: remote, attempt })
               progress.update(0)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { verifyBlockToken } from '../../../src/common/auth.js'
-import { ALICE, BOB, ROOT, SECRET, cluster, deletesIn, makeCore, writeFile } from './helpers.js'
+import { ALICE, BOB, FakeDs, ROOT, SECRET, cluster, deletesIn, makeCore, writeFile } from './helpers.js'
 
 t.test('a create is invisible until its commit, then has its blocks', async t => {
   const { core, clock } = makeCore(t)
@@ -257,4 +257,51 @@ t.test('after a restart, before any DataServer registered: addblock answers SAFE
   const dss = cluster(core, 2)
   t.equal(core.writes.addBlock(open.writeId).targets.length, 2, 'once they register, blocks are placed')
   t.throws(() => core.writes.addBlock(open.writeId, dss.map(d => d.id)), { code: 'NO_DATASERVERS' }, 'every registered one excluded by the client: NO_DATASERVERS')
+})
+
+t.test('write sessions survive a restart: the writer goes on and commits what it stored before', async t => {
+  const dir = t.testdir()
+  const first = makeCore(t, {}, dir)
+  const dss1 = cluster(first.core, 2)
+  await writeFile(first.core, dss1, '/old', [10])
+  const open = first.core.writes.open({ path: '/f', clientId: 'c1', create: true }, ROOT)
+  const a = first.core.writes.addBlock(open.writeId)
+  for (const tg of a.targets) dss1.find(d => d.id === tg.id)!.received([a.block.id, a.block.gen, 100])
+  first.core.close()
+
+  const { core } = makeCore(t, {}, dir)
+  t.equal(core.sessions.size, 1, 'the open write is back')
+  t.throws(() => core.writes.open({ path: '/f', clientId: 'other', create: true }, ROOT), { code: 'LEASE_HELD' }, 'with its lease')
+  // The DataServers report again after the restart; the uncommitted block is being written, not an orphan.
+  const held = a.targets.map(x => x.id)
+  const dss = ['ds0', 'ds1'].map((id, i) => new FakeDs(core, id, `10.0.0.${i + 1}:${9000 + i}`).register(held.includes(id) ? [[a.block.id, a.block.gen, 100]] : []))
+  for (const d of dss) t.same(deletesIn(d.heartbeat()), [], `${d.id} is told to delete nothing`)
+  const b = core.writes.addBlock(open.writeId)
+  for (const tg of b.targets) dss.find(d => d.id === tg.id)!.received([b.block.id, b.block.gen, 50])
+  const st = await core.writes.commit({ writeId: open.writeId, blocks: [{ ...a.block, length: 100 }, { ...b.block, length: 50 }], size: 150 })
+  t.equal(st.size, 150, 'the commit lists the block stored before the restart and one after')
+  core.close()
+
+  const third = makeCore(t, {}, dir)
+  t.equal(third.core.sessions.size, 0, 'a committed write is not brought back')
+  t.equal(third.core.ns.stat('/f', ROOT).size, 150)
+})
+
+t.test('a restored session whose writer never comes back lapses, and its blocks are freed', async t => {
+  const dir = t.testdir()
+  const first = makeCore(t, {}, dir)
+  const dss1 = cluster(first.core, 2)
+  const open = first.core.writes.open({ path: '/g', clientId: 'gone', create: true }, ROOT)
+  const a = first.core.writes.addBlock(open.writeId)
+  for (const tg of a.targets) dss1.find(d => d.id === tg.id)!.received([a.block.id, a.block.gen, 100])
+  first.core.close()
+
+  const { core, clock, cfg } = makeCore(t, {}, dir)
+  t.equal(core.sessions.size, 1)
+  clock.advance(cfg['lease.timeout.ms'] + 1)
+  t.equal(core.checkLeases(), 1, 'the lease lapses')
+  t.throws(() => core.writes.addBlock(open.writeId), { code: 'LEASE_EXPIRED' })
+  t.equal(core.blocks.writing.has(a.block.id), false, 'its block is no longer being written')
+  core.close()
+  t.equal(makeCore(t, {}, dir).core.sessions.size, 0, 'and it stays gone')
 })
