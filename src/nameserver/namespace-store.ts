@@ -12,6 +12,10 @@
 // synchronous=FULL, but the event loop keeps serving requests (whose own commit then
 // shares the next fsync) while the disk syncs. Replies wait for the fsync covering every
 // change they could show (whenDurable), so nothing is acknowledged before it is on disk.
+// Lazy transactions (lazyTransaction) are the exception: they are committed with the
+// batch (so in the WAL, which a kill -9 does not touch) and fsync'd with it, but no reply
+// waits for that fsync on their account (the record of a write's allocated blocks; a
+// counter range they reserve still makes the batch strict).
 // Startup work here is synchronous, as is every call: better-sqlite3 is synchronous and
 // the NameServer's state changes are meant to be atomic with respect to the event loop.
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync } from 'node:fs'
@@ -145,7 +149,11 @@ export class NamespaceStore {
   /** Runs a function as a (nested: SAVEPOINT) transaction; built once, not per call. */
   private readonly runTx: (fn: () => unknown) => unknown
   /** The open group-commit batch: counters at its start and the replies waiting on it. */
-  private batch: { counters: Record<Counter, number>, ceilings: Record<Counter, number>, waiters: DurableCallback[] } | undefined
+  private batch: { counters: Record<Counter, number>, ceilings: Record<Counter, number>, waiters: DurableCallback[], strict: boolean } | undefined
+  /** The last commit holding a strict (not lazy) change: replies wait for its fsync. */
+  private strictCommitted = 0
+  /** Inside lazyTransaction: what runs now does not make the batch strict. */
+  private lazy = false
   /** sync=full: the WAL, opened for our own fdatasync; undefined under sync=normal. */
   private walFd: number | undefined
   private readonly fdatasync: NonNullable<StoreOptions['fdatasync']>
@@ -279,10 +287,26 @@ export class NamespaceStore {
     })
   }
 
+  /**
+   * Like transaction(), but no reply waits for the fsync on its account: it is in the WAL
+   * once the batch commits (a kill -9 keeps it), on disk after the next fsync (a power
+   * loss before that may lose it). A counter range reserved inside is still strict.
+   */
+  lazyTransaction<T> (fn: () => T): T {
+    if (this.lazy) return this.transaction(fn)
+    this.lazy = true
+    try {
+      return this.transaction(fn)
+    } finally {
+      this.lazy = false
+    }
+  }
+
   /** Run `fn` in one transaction: all of it reaches the disk, or none of it. */
   transaction<T> (fn: () => T): T {
     if (this.failed !== undefined) throw this.failed
     if (this.batch === undefined) this.beginBatch()
+    if (!this.lazy) this.batch!.strict = true
     const before = { ...this.counters }
     const beforeCeilings = { ...this.ceilings }
     try {
@@ -300,7 +324,7 @@ export class NamespaceStore {
 
   private beginBatch (): void {
     this.st.begin.run()
-    this.batch = { counters: { ...this.counters }, ceilings: { ...this.ceilings }, waiters: [] }
+    this.batch = { counters: { ...this.counters }, ceilings: { ...this.ceilings }, waiters: [], strict: false }
     // setImmediate, not a Clock timer: this is "after the current I/O turn", not a delay,
     // and must run under a ManualClock too.
     if (!this.flushScheduled) {
@@ -321,10 +345,9 @@ export class NamespaceStore {
    */
   whenDurable (): Promise<void> | undefined {
     if (this.failed !== undefined) return Promise.reject(this.failed)
-    if (this.batch === undefined && this.synced >= this.committed) return undefined
-    return new Promise((resolve, reject) => {
-      this.afterDurable(err => { if (err === undefined) resolve(); else reject(err) })
-    })
+    let settle: DurableCallback | undefined
+    const p = new Promise<void>((resolve, reject) => { settle = err => { if (err === undefined) resolve(); else reject(err) } })
+    return this.afterDurable(settle!) ? p : undefined
   }
 
   /**
@@ -339,8 +362,8 @@ export class NamespaceStore {
       return true
     }
     const b = this.batch
-    if (b !== undefined) b.waiters.push(cb)
-    else if (this.synced < this.committed) this.unsynced.push({ seq: this.committed, cb })
+    if (b !== undefined && b.strict) b.waiters.push(cb)
+    else if (this.synced < this.strictCommitted) this.unsynced.push({ seq: this.strictCommitted, cb })
     else return false
     return true
   }
@@ -360,6 +383,7 @@ export class NamespaceStore {
       return
     }
     const seq = ++this.committed
+    if (b.strict) this.strictCommitted = seq
     if (this.walFd === undefined) {
       this.synced = seq
       for (const cb of b.waiters) cb(undefined)
@@ -454,6 +478,8 @@ export class NamespaceStore {
     if (v + 1 > ceiling) {
       this.st.setCounter.run(name, v + COUNTER_RESERVE)
       this.ceilings[name] = v + COUNTER_RESERVE
+      // A value handed out must never come again: the new ceiling is on disk before any reply.
+      if (this.batch !== undefined) this.batch.strict = true
     }
     this.counters[name] = v + 1
     return v

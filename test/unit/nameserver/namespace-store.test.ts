@@ -197,3 +197,34 @@ t.test('sync=full: close syncs what is still pending, even with an fsync in flig
   t.ok(again.lookup(ROOT_INO, 'a'))
   t.ok(again.lookup(ROOT_INO, 'b'))
 })
+
+t.test('sync=full: a lazy transaction is committed and fsynced, but holds no reply; a counter range it reserves does', async t => {
+  const dir = t.testdir()
+  const calls: Array<(err: NodeJS.ErrnoException | null) => void> = []
+  const store = new NamespaceStore(dir, { ...OPTS, fdatasync: (_fd, done) => { calls.push(done) } })
+  t.teardown(() => { store.close() })
+  // The counters start at their ceiling: the first allocation reserves a range of ids.
+  const first = store.lazyTransaction(() => store.allocateBlock())
+  t.equal(store.afterDurable(() => {}), true, 'the first allocation reserved a counter range: replies wait')
+  await new Promise(resolve => setImmediate(resolve))
+  calls.at(-1)!(null)
+  t.equal(store.whenDurable(), undefined, 'all durable')
+
+  const before = calls.length
+  const b = store.lazyTransaction(() => { const x = store.allocateBlock(); store.putAlloc('w1', x); return x })
+  t.ok(b.id > first.id)
+  t.equal(store.afterDurable(() => { t.fail('a lazy change must not hold a reply') }), false, 'a lazy change holds no reply')
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(calls.length, before + 1, 'but it is committed and fsynced like any other')
+  t.same(store.storedSessions(), [], 'allocations without a session row are not a session')
+  store.lazyTransaction(() => { store.putSession('w1', '{}') })
+  t.same(store.storedSessions(), [{ writeId: 'w1', state: '{}', allocs: [[b.id, b.gen]] }], 'visible at once to later calls')
+  store.transaction(() => store.insert(row('strict')))
+  let released = false
+  t.equal(store.afterDurable(() => { released = true }), true, 'a strict change in the same batch holds replies again')
+  calls.at(-1)!(null)
+  await new Promise(resolve => setImmediate(resolve))
+  t.notOk(released, 'until the fsync that covers it')
+  calls.at(-1)!(null)
+  t.ok(released)
+})
