@@ -62,6 +62,11 @@ export const UPLOAD_RETRY_BASE_MS = 250
  */
 export const STREAM_RETRY_MAX_MS = 8000
 
+/** The pause before retry `n` (1, 2, ...) of an upload: UPLOAD_RETRY_BASE_MS doubling, at most `maxMs`. */
+function retryPauseMs (n: number, maxMs = Number.POSITIVE_INFINITY): number {
+  return Math.min(maxMs, UPLOAD_RETRY_BASE_MS * 2 ** (n - 1))
+}
+
 export interface OpenFileDeps {
   /** The data-path client (the mount's own identity: the kernel checked the caller at open). */
   client: Pick<HissFs, 'getBlocks' | 'openWrite'>
@@ -194,7 +199,7 @@ export class OpenFile {
   private readySession: { session: WriteSession, commits: number } | undefined
   /** Commits made through this file (see readySession). */
   private commits = 0
-  /** Streaming uploads failed in a row, and when (clock.now) appends may start one again. */
+  /** Streaming uploads failed in a row, and until when (clock.now) appends start none. */
   private streamFailures = 0
   private streamRetryAt = 0
 
@@ -920,14 +925,14 @@ export class OpenFile {
       if (up.aborted) return
       this.deps.log.debug('block upload failed', { ino: this.ino, err })
       this.streamFailures++
-      this.streamRetryAt = this.deps.clock.now() + Math.min(STREAM_RETRY_MAX_MS, UPLOAD_RETRY_BASE_MS * 2 ** (this.streamFailures - 1))
+      this.streamRetryAt = this.deps.clock.now() + retryPauseMs(this.streamFailures, STREAM_RETRY_MAX_MS)
     })
     return up
   }
 
   /** Whether an append must not start a streaming upload now (one failed recently). */
   private streamingPaused (): boolean {
-    return this.streamFailures > 0 && this.deps.clock.now() < this.streamRetryAt
+    return this.deps.clock.now() < this.streamRetryAt
   }
 
   /** Keep at most MAX_SEALED_UPLOADS completed blocks in flight per file. */
@@ -1022,7 +1027,7 @@ export class OpenFile {
       if (attempt >= UPLOAD_ATTEMPTS || (isHissError(lastErr) && lastErr.code === 'LEASE_EXPIRED')) throw lastErr ?? HissError.EIO('block upload failed')
       if (attempt > 0) {
         this.deps.log.warn('retrying block uploads', { ino: this.ino, path: this.path, pending: pending.length, attempt, err: lastErr })
-        await sleep(this.deps.clock, UPLOAD_RETRY_BASE_MS * 2 ** (attempt - 1))
+        await sleep(this.deps.clock, retryPauseMs(attempt))
       }
       let next = 0
       const worker = async (): Promise<void> => {
