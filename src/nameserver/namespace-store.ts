@@ -149,7 +149,7 @@ export class NamespaceStore {
   /** Runs a function as a (nested: SAVEPOINT) transaction; built once, not per call. */
   private readonly runTx: (fn: () => unknown) => unknown
   /** The open group-commit batch: counters at its start and the replies waiting on it. */
-  private batch: { counters: Record<Counter, number>, ceilings: Record<Counter, number>, waiters: DurableCallback[], strict: boolean } | undefined
+  private batch: { counters: Record<Counter, number>, ceilings: Record<Counter, number>, waiters: DurableCallback[], strict: boolean, onCommit: DurableCallback[] } | undefined
   /** The last commit holding a strict (not lazy) change: replies wait for its fsync. */
   private strictCommitted = 0
   /** Inside lazyTransaction: what runs now does not make the batch strict. */
@@ -324,7 +324,7 @@ export class NamespaceStore {
 
   private beginBatch (): void {
     this.st.begin.run()
-    this.batch = { counters: { ...this.counters }, ceilings: { ...this.ceilings }, waiters: [], strict: false }
+    this.batch = { counters: { ...this.counters }, ceilings: { ...this.ceilings }, waiters: [], strict: false, onCommit: [] }
     // setImmediate, not a Clock timer: this is "after the current I/O turn", not a delay,
     // and must run under a ManualClock too.
     if (!this.flushScheduled) {
@@ -362,7 +362,9 @@ export class NamespaceStore {
       return true
     }
     const b = this.batch
-    if (b !== undefined && b.strict) b.waiters.push(cb)
+    // A lazy-only batch is still in this process's memory: a reply waits for its commit
+    // (the WAL write a kill -9 keeps), not for the fsync.
+    if (b !== undefined) (b.strict ? b.waiters : b.onCommit).push(cb)
     else if (this.synced < this.strictCommitted) this.unsynced.push({ seq: this.strictCommitted, cb })
     else return false
     return true
@@ -379,11 +381,12 @@ export class NamespaceStore {
       try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
       Object.assign(this.counters, b.counters)
       Object.assign(this.ceilings, b.ceilings)
-      this.fail(fromNodeError(err, 'committing the namespace'), b.waiters)
+      this.fail(fromNodeError(err, 'committing the namespace'), [...b.waiters, ...b.onCommit])
       return
     }
     const seq = ++this.committed
     if (b.strict) this.strictCommitted = seq
+    for (const cb of b.onCommit) cb(undefined)
     if (this.walFd === undefined) {
       this.synced = seq
       for (const cb of b.waiters) cb(undefined)
@@ -436,7 +439,7 @@ export class NamespaceStore {
     if (open !== undefined) {
       this.batch = undefined
       try { if (this.db.inTransaction) this.st.rollback.run() } catch { /* already rolled back */ }
-      for (const cb of open.waiters) cb(he)
+      for (const cb of [...open.waiters, ...open.onCommit]) cb(he)
     }
     for (const u of this.unsynced) u.cb(he)
     this.unsynced = []
