@@ -9,8 +9,10 @@
 // before the new generation is handed out. Replicas reported at an attempted generation
 // are kept aside (BlockMap.pending), never deleted as stale, and the monitor leaves the
 // block alone. The commit clears the row in the same transaction that records the new
-// generation. When the writer goes away without committing (lease lost, NameServer
-// restart), resolve() decides: if a replica of the committed generation survives, the
+// generation. The row also names the writer and the generations it was handed, so a
+// writer whose session survives a NameServer restart (write-sessions.ts) still commits
+// its patch. When the writer goes away without committing (lease lost, or a session
+// that does not come back), resolve() decides: if a replica of the committed generation survives, the
 // patch is rolled back (its replicas deleted); if none does, the newest patched
 // generation becomes the block's (its bytes are the writer's, written through an fsync
 // that did not return), rather than losing the block.
@@ -26,11 +28,24 @@ export class BlockUpdates {
 
   constructor (private readonly core: NameServerCore) {}
 
-  /** Start-up: blocks a previous run was patching stay in flux until resolved. */
+  /**
+   * Start-up, after the stored write sessions are back: blocks a previous run was
+   * patching stay in flux. A patch whose session came back keeps its owner and the
+   * generations handed to it, so the writer's commit (or its next attempt) goes on as if
+   * there had been no restart; the others wait for resolve().
+   */
   load (): void {
     for (const u of this.core.store.pendingUpdates()) {
-      this.core.blocks.pending.set(u.id, { base: u.base, first: u.first, last: u.last, owner: undefined, holders: new Map() })
+      const owner = u.owner !== null && this.core.sessions.peek(u.owner) !== undefined ? u.owner : undefined
+      this.core.blocks.pending.set(u.id, { base: u.base, first: u.first, last: u.last, owner, holders: new Map() })
+      if (owner !== undefined && u.tried.length > 0) this.triedBy(owner).set(u.id, u.tried)
     }
+  }
+
+  private triedBy (writeId: string): Map<number, number[]> {
+    let mine = this.attempts.get(writeId)
+    if (mine === undefined) { mine = new Map(); this.attempts.set(writeId, mine) }
+    return mine
   }
 
   begin (writeId: string, block: { id: number, gen: number }): UpdateBlockReply {
@@ -49,9 +64,12 @@ export class BlockUpdates {
       throw HissError.from('NO_DATASERVERS', `block ${block.id} has ${holders.length} of ${replication} replicas: store it anew`)
     }
     const first = up?.first
+    const mine = this.triedBy(writeId)
+    const tried = mine.get(block.id) ?? []
+    // The owner and its generations are stored too: a restart keeps the patch its writer's.
     const gen = core.store.transaction(() => {
       const g = core.store.allocateGen()
-      core.store.setPendingUpdate({ id: block.id, base: row.gen, first: first ?? g, last: g })
+      core.store.setPendingUpdate({ id: block.id, base: row.gen, first: first ?? g, last: g, owner: writeId, tried: [...tried, g] })
       return g
     })
     if (up === undefined) {
@@ -60,9 +78,6 @@ export class BlockUpdates {
     } else {
       up.last = gen
     }
-    let mine = this.attempts.get(writeId)
-    if (mine === undefined) { mine = new Map(); this.attempts.set(writeId, mine) }
-    const tried = mine.get(block.id) ?? []
     const from = [row.gen, ...tried]
     mine.set(block.id, [...tried, gen])
     const token = signBlockToken(core.secret, { b: block.id, g: gen, a: 'w', e: core.clock.wallNow() + core.cfg['token.lifetime.ms'], f: from })

@@ -109,13 +109,14 @@ export class NameServerCore {
     this.writes = new WriteService(this)
     this.dataservers = new DataServerService(this)
     this.updates = new BlockUpdates(this)
-    this.updates.load()
     // Writes in flight when the last run stopped: their sessions come back with a fresh
     // lease, and their uncommitted blocks are being written, not orphans.
     for (const st of this.store.storedSessions()) {
       const s = this.sessions.restore(st.writeId, st.state, st.allocs, this.clock.now())
       for (const [id, gen] of s.allocated) this.blocks.writing.set(id, gen)
     }
+    // After the sessions: a patch in flight stays with its session when that came back.
+    this.updates.load()
     this.checkSafeMode()
   }
 

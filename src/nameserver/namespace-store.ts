@@ -50,7 +50,12 @@ export type NewInode = Omit<InodeRow, 'ino'>
 export interface StoredBlock extends BlockRef { ino: number, replication: number }
 
 /** A block being patched in place: committed generation `base`, attempts in [first, last]. */
-export interface BlockUpdateRow { id: number, base: number, first: number, last: number }
+/**
+ * A block being patched in place (block-updates.ts): its committed generation, the range
+ * of generations handed out for it, and the write session patching it with the
+ * generations handed to that session (null in rows written before these were stored).
+ */
+export interface BlockUpdateRow { id: number, base: number, first: number, last: number, owner: string | null, tried: number[] }
 /** A write session as stored (write-sessions.ts): its fields as JSON, and its uncommitted blocks. */
 export interface StoredSession { writeId: string, state: string, allocs: Array<[number, number]> }
 
@@ -58,6 +63,16 @@ type Counter = 'next_ino' | 'next_block' | 'next_gen'
 
 /** Inode rows cached by default (a few hundred bytes each). */
 export const DEFAULT_CACHE_ROWS = 65536
+
+/**
+ * Bring a namespace written by an older version up to SCHEMA (CREATE TABLE IF NOT
+ * EXISTS adds whole tables, not columns): block_updates gained owner and tried.
+ */
+function migrate (db: Database.Database): void {
+  const cols = new Set((db.prepare('PRAGMA table_info(block_updates)').all() as Array<{ name: string }>).map(c => c.name))
+  if (!cols.has('owner')) db.exec('ALTER TABLE block_updates ADD COLUMN owner TEXT')
+  if (!cols.has('tried')) db.exec('ALTER TABLE block_updates ADD COLUMN tried TEXT')
+}
 
 /** A name never holds '/', so this key is unambiguous. */
 function dentryKey (parent: number, name: string): string { return `${parent}/${name}` }
@@ -96,7 +111,9 @@ CREATE TABLE IF NOT EXISTS block_updates (
   id INTEGER PRIMARY KEY,
   base INTEGER NOT NULL,
   first INTEGER NOT NULL,
-  last INTEGER NOT NULL
+  last INTEGER NOT NULL,
+  owner TEXT,
+  tried TEXT
 );
 CREATE TABLE IF NOT EXISTS write_sessions (
   write_id TEXT PRIMARY KEY,
@@ -193,6 +210,7 @@ export class NamespaceStore {
       this.db.pragma('foreign_keys = OFF')
       this.db.exec('BEGIN EXCLUSIVE; COMMIT')
       this.db.exec(SCHEMA)
+      migrate(this.db)
       // The WAL exists from the first transaction on and, with the exclusive lock, stays
       // the same file until close (SQLite reuses it from its start after a checkpoint).
       if (opts.sync === 'full') walFd = openSync(join(rootDir, `${DB_FILE}-wal`), 'r+')
@@ -256,8 +274,8 @@ export class NamespaceStore {
       allBlocks: db.prepare<[], StoredBlock>('SELECT b.id, b.gen, b.length, b.ino, i.replication FROM blocks b JOIN inodes i ON i.ino = b.ino'),
       countType: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM inodes WHERE type = ?'),
       countAll: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inodes'),
-      pendingUpdates: db.prepare<[], BlockUpdateRow>('SELECT id, base, first, last FROM block_updates'),
-      setUpdate: db.prepare<[number, number, number, number]>('INSERT INTO block_updates (id, base, first, last) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET base = excluded.base, first = excluded.first, last = excluded.last'),
+      pendingUpdates: db.prepare<[], { id: number, base: number, first: number, last: number, owner: string | null, tried: string | null }>('SELECT id, base, first, last, owner, tried FROM block_updates'),
+      setUpdate: db.prepare<[number, number, number, number, string | null, string]>('INSERT INTO block_updates (id, base, first, last, owner, tried) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET base = excluded.base, first = excluded.first, last = excluded.last, owner = excluded.owner, tried = excluded.tried'),
       clearUpdate: db.prepare<[number]>('DELETE FROM block_updates WHERE id = ?'),
       sessions: db.prepare<[], { write_id: string, state: string }>('SELECT write_id, state FROM write_sessions'),
       allocs: db.prepare<[], { block_id: number, write_id: string, gen: number }>('SELECT block_id, write_id, gen FROM write_allocs'),
@@ -497,8 +515,11 @@ export class NamespaceStore {
   allocateGen (): number { return this.next('next_gen') }
 
   /** Durable record of blocks being patched in place (block-updates.ts). */
-  pendingUpdates (): BlockUpdateRow[] { return this.st.pendingUpdates.all() }
-  setPendingUpdate (u: BlockUpdateRow): void { this.st.setUpdate.run(u.id, u.base, u.first, u.last) }
+  pendingUpdates (): BlockUpdateRow[] {
+    return this.st.pendingUpdates.all().map(r => ({ ...r, tried: r.tried === null ? [] : JSON.parse(r.tried) as number[] }))
+  }
+
+  setPendingUpdate (u: BlockUpdateRow): void { this.st.setUpdate.run(u.id, u.base, u.first, u.last, u.owner, JSON.stringify(u.tried)) }
   clearPendingUpdate (id: number): void { this.st.clearUpdate.run(id) }
   // Write sessions (leases) and the blocks they allocated, so that a restart keeps the
   // writes in flight (write-sessions.ts). Callers wrap these in a transaction.

@@ -3,8 +3,8 @@
 // sessions on one file. A lease lapses when its client stops renewing for the lease
 // timeout. The sessions and the blocks they allocated are also stored (WriteService
 // writes them in the transactions that change them), so after a restart they come back
-// with a fresh lease and the writers carry on; a patch in flight does not (its state
-// is block-updates.ts', resolved on its own).
+// with a fresh lease and the writers carry on, also with a patch in flight
+// (block-updates.ts stores which session a patch belongs to).
 import { randomBytes } from 'node:crypto'
 import { HissError } from '../common/errors.js'
 import type { Identity } from './permissions.js'

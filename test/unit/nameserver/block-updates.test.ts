@@ -36,7 +36,7 @@ t.test('update, patched replicas reported, commit at the new generation', async 
   t.same(up.targets.map(x => x.id).sort(), ['ds0', 'ds1'], 'every replica is in the pipeline')
   const claims = verifyBlockToken(SECRET, up.token, { b: b1.id, g: up.block.gen, a: 'w' }, clock.wallNow())
   t.same(claims.f, [b1.gen], 'update token names the generation it applies to')
-  t.same(core.store.pendingUpdates(), [{ id: b1.id, base: b1.gen, first: up.block.gen, last: up.block.gen }], 'recorded durably before any DataServer moves')
+  t.same(core.store.pendingUpdates(), [{ id: b1.id, base: b1.gen, first: up.block.gen, last: up.block.gen, owner: open.writeId, tried: [up.block.gen] }], 'recorded durably before any DataServer moves, with its writer')
 
   // The block grows from 100 to 300 bytes (a write past the end of the last block).
   for (const d of dss) d.received([b1.id, up.block.gen, 300])
@@ -84,7 +84,7 @@ t.test('refusals', async t => {
   // A retry: the second attempt may apply to replicas at the first attempt's generation.
   const again = core.updates.begin(open.writeId, { id: b.id, gen: b.gen })
   t.same(again.from, [b.gen, up.block.gen])
-  t.same(core.store.pendingUpdates(), [{ id: b.id, base: b.gen, first: up.block.gen, last: again.block.gen }])
+  t.same(core.store.pendingUpdates(), [{ id: b.id, base: b.gen, first: up.block.gen, last: again.block.gen, owner: open.writeId, tried: [up.block.gen, again.block.gen] }])
   // Another session (same client, another handle) may not patch it meanwhile.
   const second = core.writes.open({ path: '/f', clientId: 'c1' }, ROOT)
   t.throws(() => core.updates.begin(second.writeId, { id: b.id, gen: b.gen }), { code: 'EBUSY' })
@@ -108,13 +108,18 @@ t.test('a writer that leaves without committing', async t => {
     const { blocks, b, up } = first
     // The NameServer is killed after both DataServers applied the patch, before the commit.
     first.core.close()
-    const { core } = makeCore(t, {}, dir)
+    const { core, clock } = makeCore(t, {}, dir)
     t.equal(core.blocks.pending.size, 1, 'the update is known after a restart')
     const dss = ['ds0', 'ds1'].map((id, i) => new FakeDs(core, id, `10.0.0.${i + 1}:${9000 + i}`))
     for (const d of dss) d.register([[blocks[0]!.id, blocks[0]!.gen, 65536], [b.id, up.block.gen, 150]])
     core.checkSafeMode()
     t.equal(core.safeMode.active, false, 'patched replicas count for safe mode')
     t.same(dss.flatMap(d => deletesIn(d.heartbeat())), [], 'patched replicas are not deleted as stale')
+    core.runReplication()
+    t.equal(core.blocks.pending.size, 1, 'the writer\'s session came back: its patch waits for it')
+    // The writer never returns: its restored lease lapses.
+    clock.advance(6000)
+    core.checkLeases()
     core.runReplication()
     const plan = core.readPlan({ path: '/f' }, ROOT)
     t.same(plan.blocks[1] && [plan.blocks[1].id, plan.blocks[1].gen, plan.blocks[1].length], [b.id, up.block.gen, 150], 'the newest patched generation became the block\'s')
@@ -137,4 +142,47 @@ t.test('a writer that leaves without committing', async t => {
     t.equal(core.readPlan({ path: '/f' }, ROOT).blocks[0]!.gen, b.gen, 'the committed generation stays')
     t.same(deletesIn(dss[0]!.heartbeat()), [[b.id, up.block.gen]], 'the patched replica is deleted')
   })
+})
+
+t.test('a patch in flight rides out a NameServer restart', async t => {
+  const dir = t.testdir()
+  const first = await patching(t, 2, [65536, 100], dir)
+  const { blocks, b, open, up } = first
+  // Both DataServers applied the patch; the NameServer is killed before the commit.
+  first.core.close()
+  const { core } = makeCore(t, {}, dir)
+  const dss = ['ds0', 'ds1'].map((id, i) => new FakeDs(core, id, `10.0.0.${i + 1}:${9000 + i}`))
+  for (const d of dss) d.register([[blocks[0]!.id, blocks[0]!.gen, 65536], [b.id, up.block.gen, 150]])
+  core.checkSafeMode()
+  core.runReplication()
+  t.equal(core.blocks.pending.size, 1, 'not settled while its writer is back')
+  t.same(dss.flatMap(d => deletesIn(d.heartbeat())), [], 'nothing deleted')
+  // A second attempt after the restart still names the first one's generation.
+  const again = core.updates.begin(open.writeId, { id: b.id, gen: b.gen })
+  t.same(again.from, [b.gen, up.block.gen], 'the generations handed out before the restart are remembered')
+  // The writer commits the first attempt's generation, as a client whose patch completed does.
+  const st = await core.writes.commit({ writeId: open.writeId, blocks: [blocks[0]!, { id: b.id, gen: up.block.gen, length: 150 }], size: 65536 + 150 })
+  t.equal(st.size, 65536 + 150, 'the commit of the patched block is accepted')
+  const plan = core.readPlan({ path: '/f' }, ROOT)
+  t.same(plan.blocks.map(x => [x.id, x.gen, x.length]), [[blocks[0]!.id, blocks[0]!.gen, 65536], [b.id, up.block.gen, 150]])
+  t.equal(plan.blocks[1]!.locations.length, 2, 'on both DataServers')
+  t.same(core.store.pendingUpdates(), [], 'no longer in flux')
+  t.equal(core.blocks.pending.size, 0)
+})
+
+t.test('a patch row written before owners were stored is settled as ownerless', async t => {
+  const dir = t.testdir()
+  const first = await patching(t, 2, [100], dir)
+  const { b, up } = first
+  // As an older NameServer left it: no owner, no generations.
+  first.core.store.transaction(() => { first.core.store.setPendingUpdate({ id: b.id, base: b.gen, first: up.block.gen, last: up.block.gen, owner: null, tried: [] }) })
+  await first.core.store.whenDurable()
+  first.core.close()
+  const { core } = makeCore(t, {}, dir)
+  t.equal(core.blocks.pending.get(b.id)?.owner, undefined, 'no owner')
+  const dss = ['ds0', 'ds1'].map((id, i) => new FakeDs(core, id, `10.0.0.${i + 1}:${9000 + i}`))
+  for (const d of dss) d.register([[b.id, b.gen, 100]])
+  core.checkSafeMode()
+  core.runReplication()
+  t.equal(core.blocks.pending.size, 0, 'rolled back at once: the committed generation survives')
 })

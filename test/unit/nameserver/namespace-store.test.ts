@@ -2,7 +2,8 @@
 // a failing one rolls back alone, and allocated ids are never handed out twice, also
 // across a restart.
 import t from 'tap'
-import { NamespaceStore, ROOT_INO } from '../../../src/nameserver/namespace-store.js'
+import { join } from 'node:path'
+import { DB_FILE, NamespaceStore, ROOT_INO } from '../../../src/nameserver/namespace-store.js'
 
 const OPTS = { sync: 'full' as const, nowNs: '1', defaultReplication: 1, defaultBlockSize: 65536 }
 
@@ -229,4 +230,23 @@ t.test('sync=full: a lazy transaction is committed and fsynced, but holds no rep
   t.notOk(released, 'until the fsync that covers it')
   calls.at(-1)!(null)
   t.ok(released)
+})
+
+t.test('a namespace of an older version gains the new block_updates columns', async t => {
+  const dir = t.testdir()
+  const store = new NamespaceStore(dir, OPTS)
+  store.transaction(() => { store.setPendingUpdate({ id: 7, base: 1, first: 2, last: 3, owner: 'w', tried: [2, 3] }) })
+  await store.whenDurable()
+  store.close()
+  // Make it look as the version before owner and tried were stored left it.
+  const { default: Database } = await import('better-sqlite3')
+  const db = new Database(join(dir, DB_FILE))
+  db.exec('DROP TABLE block_updates; CREATE TABLE block_updates (id INTEGER PRIMARY KEY, base INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL); INSERT INTO block_updates VALUES (7, 1, 2, 3)')
+  db.close()
+  const again = new NamespaceStore(dir, OPTS)
+  t.teardown(() => { again.close() })
+  t.same(again.pendingUpdates(), [{ id: 7, base: 1, first: 2, last: 3, owner: null, tried: [] }], 'the old row reads as ownerless')
+  again.transaction(() => { again.setPendingUpdate({ id: 8, base: 1, first: 4, last: 4, owner: 'w2', tried: [4] }) })
+  await again.whenDurable()
+  t.same(again.pendingUpdates().find(u => u.id === 8), { id: 8, base: 1, first: 4, last: 4, owner: 'w2', tried: [4] }, 'and new rows keep their writer')
 })
