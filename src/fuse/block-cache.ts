@@ -13,15 +13,24 @@
 // stream. Only pieces a stream itself went through are released: a random reader's
 // pieces stay cached (they are what makes its next reads hits).
 //
+// A block that could not be read at all (BLOCK_LOST: every replica failed for the whole
+// retry window, client.retry.ms) is remembered as lost for a short while: the kernel
+// follows a failed read-ahead with a read of the single page, and each took the whole
+// window again (a `cat` of a file whose DataServers were all gone took 4 x 20 s to say
+// EIO). Reads of it in that while fail at once; later ones try the DataServers again.
+//
 // A mirror (setMirror) is told of every piece that enters the cache and of every piece
 // that leaves it, before its buffer can be reused: the mount's native read path reads the
 // buffers of cached pieces directly (see PieceMirror).
 import type { Readable } from 'node:stream'
+import { SystemClock, type Clock } from '../common/clock.js'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { LocatedBlock } from '../common/protocol.js'
 
 export const DEFAULT_PIECE_BYTES = 1024 * 1024
+/** How long a block found unreadable (BLOCK_LOST) fails reads at once. */
+export const LOST_BLOCK_MEMORY_MS = 5000
 
 /**
  * The client calls the cache needs: readBlock, or readBlockInto when the client has it
@@ -37,6 +46,9 @@ export interface BlockCacheOptions {
   capacityBytes: number
   pieceBytes?: number
   log: Logger
+  /** Ages the memory of lost blocks (the mount's clock). */
+  clock?: Clock
+  lostMemoryMs?: number
 }
 
 /** Free piece buffers kept for reuse (beyond this they go to the garbage collector). */
@@ -94,8 +106,32 @@ export class BlockCache {
   /** Piece buffers reused instead of allocated (for tests). */
   recycled = 0
 
+  /** Blocks (id:gen) whose last fetch ended BLOCK_LOST: the error, and until when (clock.now). */
+  private readonly lost = new Map<string, { err: HissError, until: number }>()
+  private readonly clock: Clock
+  private readonly lostMemoryMs: number
+
   constructor (private readonly reader: BlockReader, private readonly opts: BlockCacheOptions) {
     this.pieceBytes = opts.pieceBytes ?? DEFAULT_PIECE_BYTES
+    this.clock = opts.clock ?? new SystemClock()
+    this.lostMemoryMs = opts.lostMemoryMs ?? LOST_BLOCK_MEMORY_MS
+  }
+
+  /** The error of a block found unreadable a moment ago, if it is still remembered. */
+  private lostError (block: { id: number, gen: number }): HissError | undefined {
+    const k = blockKey(block)
+    const l = this.lost.get(k)
+    if (l === undefined) return undefined
+    if (this.clock.now() < l.until) return l.err
+    this.lost.delete(k)
+    return undefined
+  }
+
+  private rememberLost (block: { id: number, gen: number }, err: HissError): void {
+    const now = this.clock.now()
+    // Bounded: expired entries go whenever the map grows large.
+    if (this.lost.size >= 1024) for (const [k, l] of this.lost) if (now >= l.until) this.lost.delete(k)
+    this.lost.set(blockKey(block), { err, until: now + this.lostMemoryMs })
   }
 
   get cachedBytes (): number { return this.bytes }
@@ -107,7 +143,10 @@ export class BlockCache {
     if (m !== undefined) for (const p of this.pieces.values()) m.set(p.id, p.gen, p.idx, p.buf)
   }
 
-  /** Copy bytes [off, off+len) of `block` into dst at dstOff. Retries a failed fetch once. */
+  /**
+   * Copy bytes [off, off+len) of `block` into dst at dstOff. Retries a failed fetch once
+   * (it may have been a read-ahead started long before), but not a block found lost.
+   */
   async read (block: LocatedBlock, ino: number, off: number, len: number, dst: Buffer, dstOff: number): Promise<void> {
     if (len <= 0) return
     if (off < 0 || off + len > block.length) throw HissError.EIO(`read past the end of block ${block.id}`)
@@ -117,6 +156,7 @@ export class BlockCache {
     try {
       pieces = await this.pinned(this.ensure(block, ino, first, last, true))
     } catch (err) {
+      if (isHissError(err) && err.code === 'BLOCK_LOST') throw err
       this.opts.log.debug('block read failed, retrying once', { block: block.id, err })
       pieces = await this.pinned(this.ensure(block, ino, first, last, true))
     }
@@ -152,7 +192,7 @@ export class BlockCache {
   /** Start fetching [off, off+len) of `block` in the background. */
   prefetch (block: LocatedBlock, ino: number, off: number, len: number): void {
     const end = Math.min(block.length, off + len)
-    if (end <= off) return
+    if (end <= off || this.lostError(block) !== undefined) return
     const first = Math.floor(off / this.pieceBytes)
     const last = Math.floor((end - 1) / this.pieceBytes)
     this.ensure(block, ino, first, last, false)
@@ -233,6 +273,7 @@ export class BlockCache {
    */
   private ensure (block: LocatedBlock, ino: number, first: number, last: number, pin: boolean): Array<Promise<Piece>> {
     const out: Array<Promise<Piece>> = []
+    const lost = this.lostError(block)
     let runStart = -1
     const flushRun = (endExclusive: number): void => {
       if (runStart < 0) return
@@ -257,6 +298,14 @@ export class BlockCache {
         if (pin) pending.waiters++
         flushRun(k)
         out.push(pending.promise)
+        continue
+      }
+      // Not cached and not on its way: a lost block fails here without a fetch.
+      if (lost !== undefined) {
+        flushRun(k)
+        const failed = Promise.reject(lost)
+        failed.catch(() => {}) // read() sees it through pinned(); nobody else waits
+        out.push(failed)
         continue
       }
       if (runStart < 0) runStart = k
@@ -296,6 +345,7 @@ export class BlockCache {
       if (cur !== undefined && cur.length === this.pieceBytes && this.free.length < FREE_PIECES) this.free.push(cur)
       cur = undefined
       const e = isHissError(err) ? err : HissError.EIO(`reading block ${block.id}: ${(err as Error)?.message ?? String(err)}`)
+      if (e.code === 'BLOCK_LOST') this.rememberLost(block, e)
       for (let i = k - a; i < ds.length; i++) { done(i); ds[i]!.reject(e) }
     }
     /** Copy a run of bytes into the pieces; false once the fetch has failed. */
@@ -361,6 +411,10 @@ export class BlockCache {
       this.remove(oldest.value)
     }
   }
+}
+
+function blockKey (block: { id: number, gen: number }): string {
+  return `${block.id}:${block.gen}`
 }
 
 function key (block: { id: number, gen: number }, piece: number): string {

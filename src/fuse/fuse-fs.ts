@@ -73,7 +73,7 @@ export class HissFuseFs {
     this.log = deps.log
     this.attrs = new AttrCache(deps.clock, deps.cfg['fuse.attr.timeout.ms'])
     this.dirs = new DirCache(deps.clock, deps.cfg['fuse.attr.timeout.ms'])
-    this.cache = new BlockCache(deps.client, { capacityBytes: deps.cfg['fuse.cache.bytes'], log: deps.log })
+    this.cache = new BlockCache(deps.client, { capacityBytes: deps.cfg['fuse.cache.bytes'], log: deps.log, clock: deps.clock })
     this.fileDeps = {
       client: deps.client,
       cache: this.cache,

@@ -4,7 +4,8 @@
 // ranges always get the right bytes while pieces are evicted and recycled under them.
 import t from 'tap'
 import { Readable } from 'node:stream'
-import { SystemClock } from '../../src/common/clock.js'
+import { ManualClock, SystemClock } from '../../src/common/clock.js'
+import { HissError } from '../../src/common/errors.js'
 import { silentLogger } from '../../src/common/log.js'
 import type { FileStat, LocatedBlock } from '../../src/common/protocol.js'
 import { BlockCache } from '../../src/fuse/block-cache.js'
@@ -198,4 +199,55 @@ t.test('a mirror sees every piece that is cached, with its bytes, and loses it b
   t.equal(held.size, 1, 'a piece fetched again is mirrored again')
   cache.setMirror(undefined)
   t.equal(held.size, 0, 'detaching clears the mirror')
+})
+
+t.test('a block found lost fails reads at once for a while, then is fetched again', async t => {
+  const clock = new ManualClock()
+  let calls = 0
+  let lost = true
+  const data = content(25_000, 3)
+  const reader = {
+    readBlock (b: LocatedBlock, off: number, len: number): Readable {
+      calls++
+      if (lost) {
+        return new Readable({ read () { this.destroy(HissError.from('BLOCK_LOST', `block ${b.id}: every replica failed`)) } })
+      }
+      return Readable.from([data.subarray(off, off + len)])
+    },
+  }
+  const cache = new BlockCache(reader, { capacityBytes: 1_000_000, pieceBytes: 10_000, log: silentLogger, clock, lostMemoryMs: 5000 })
+  const block = located(1, data.length)
+  const out = Buffer.alloc(data.length)
+  await t.rejects(cache.read(block, 1, 0, 15_000, out, 0), { code: 'BLOCK_LOST' }, 'the first read fails')
+  t.equal(calls, 1, 'after one fetch: a lost block is not fetched again at once (the reader already waited its retry window)')
+  // The kernel's next try (one page), another reader, a read-ahead: no fetch, same error.
+  await t.rejects(cache.read(block, 1, 0, 4096, out, 0), { code: 'BLOCK_LOST' })
+  await t.rejects(cache.read(block, 1, 20_000, 5000, out, 0), { code: 'BLOCK_LOST' })
+  cache.prefetch(block, 1, 0, 25_000)
+  t.equal(calls, 1, 'reads in the next moments fail without a fetch')
+  // Another generation of the block is another block.
+  lost = false
+  await cache.read({ ...block, gen: 2 }, 1, 0, 100, out, 0)
+  t.equal(calls, 2, 'another generation is fetched')
+  clock.advance(5000)
+  await cache.read(block, 1, 0, data.length, out, 0)
+  t.ok(out.equals(data), 'once the memory lapsed, the block is fetched and read')
+  t.equal(calls, 3)
+})
+
+t.test('another failure is still retried once', async t => {
+  let calls = 0
+  const data = content(10_000, 4)
+  const reader = {
+    readBlock (_b: LocatedBlock, off: number, len: number): Readable {
+      calls++
+      if (calls === 1) return new Readable({ read () { this.destroy(HissError.EIO('connection cut')) } })
+      return Readable.from([data.subarray(off, off + len)])
+    },
+  }
+  const cache = new BlockCache(reader, { capacityBytes: 1_000_000, pieceBytes: 10_000, log: silentLogger, clock: new ManualClock() })
+  const out = Buffer.alloc(data.length)
+  await cache.read(located(1, data.length), 1, 0, data.length, out, 0)
+  t.ok(out.equals(data), 'the retry reads it')
+  t.equal(calls, 2)
 })

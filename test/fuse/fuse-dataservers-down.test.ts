@@ -10,6 +10,7 @@ import t, { type Test } from 'tap'
 import { open, readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, sh, startMount } from '../helpers/mount.js'
 import { waitUntil } from '../helpers/wait-until.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
@@ -78,6 +79,41 @@ async function noneLive (t: Test): Promise<void> {
   t.match(r.stderr, /Input\/output error/, `with EIO: ${r.stderr.trim()}`)
 }
 
+/**
+ * Every replica of a file gone (its DataServers stopped; the NameServer still lists them):
+ * a read through the mount fails with EIO after one retry window (client.retry.ms), and
+ * a read right after fails at once. It took four windows: the block cache retried the
+ * lost block once, and the kernel followed the failed read-ahead with a one-page read.
+ */
+async function replicasGone (t: Test): Promise<void> {
+  const retryMs = 3000
+  const cluster = await startCluster(t, { config: STABLE, dataServers: 1, replication: 1 })
+  const data = randomBytes(300 * KiB)
+  await cluster.client.put('/x', Readable.from([data]))
+  const m = await startMount(t, cluster.cfg, { config: { 'client.retry.ms': retryMs } })
+  const path = JSON.stringify(join(m.dir, 'x'))
+  await cluster.stopDataServer(0, { unregister: false })
+  const t0 = Date.now()
+  const r = await sh(`cat ${path} > /dev/null`, { timeoutMs: 120_000 })
+  const first = Date.now() - t0
+  t.not(r.code, 0, 'the read fails')
+  t.match(r.stderr, /Input\/output error/, `with EIO: ${r.stderr.trim()}`)
+  t.ok(first < 2.5 * retryMs, `after about one retry window of ${retryMs} ms, not four (${first} ms)`)
+  const t1 = Date.now()
+  const again = await sh(`cat ${path} > /dev/null`, { timeoutMs: 120_000 })
+  const second = Date.now() - t1
+  t.match(again.stderr, /Input\/output error/, 'a read right after fails too')
+  t.ok(second < retryMs, `at once (${second} ms)`)
+  await cluster.restartDataServer(0)
+  await cluster.waitForLive(1)
+  let back: Buffer | undefined
+  await waitUntil(async () => {
+    back = await readFile(join(m.dir, 'x')).catch(() => undefined)
+    return back !== undefined || undefined
+  }, { timeoutMs: 30_000, what: 'the file to read back once its DataServer is back' })
+  t.ok(back?.equals(data), 'with the DataServer back the file reads back whole')
+}
+
 const skip = fuseSkipReason()
 if (skip !== undefined) {
   t.comment(`skipping: ${skip}`)
@@ -85,4 +121,5 @@ if (skip !== undefined) {
 } else {
   t.test('all DataServers down during a write through the mount', { timeout: 180_000 }, async t => { await suite(t) })
   t.test('no DataServer live: a write through the mount fails with EIO', { timeout: 180_000 }, async t => { await noneLive(t) })
+  t.test('every replica of a file gone: a read through the mount fails with EIO, without waiting four times', { timeout: 180_000 }, async t => { await replicasGone(t) })
 }
