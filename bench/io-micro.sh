@@ -6,6 +6,7 @@
 # STAGES_RUN=1: run bench/io-stages.mjs against the cluster instead (STAGES=put,read,...).
 # HOLD=1: start the cluster, print its client config and wait (Ctrl-C stops it).
 # SKIP_MOUNT=1 / SKIP_CLI=1 skip those parts; NODE_PROF_{NS,DS,MOUNT,CLI} add node flags.
+# LOG=debug (or info) raises every daemon's log level; LOGS_TO=DIR keeps the logs there.
 # Needs root (mount, drop_caches). Prints one line per measurement (MB/s, 10^6 bytes).
 set -euo pipefail
 R=${1:-3}; MIB=${2:-256}; REPS=${3:-2}
@@ -15,6 +16,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/io-micro-XXXXXX")
 TIMEF=/tmp/io-micro-time.$$
 PIDS=()
 cleanup () {
+  [ -n "${LOGS_TO:-}" ] && { mkdir -p "$LOGS_TO"; cp "$W"/*.log "$LOGS_TO"/ 2>/dev/null || true; }
   fusermount -u "$W/mnt" 2>/dev/null || umount -l "$W/mnt" 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for _ in $(seq 1 100); do alive=0; for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.1; done
@@ -26,7 +28,7 @@ trap 'exit 130' INT TERM
 port () { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 NSP=$(port)
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-common="\"nameserver.address\":\"127.0.0.1:$NSP\",\"cluster.secret\":\"$SECRET\",\"replication\":$R,\"safemode.extension.ms\":0,\"log.level\":\"warn\""
+common="\"nameserver.address\":\"127.0.0.1:$NSP\",\"cluster.secret\":\"$SECRET\",\"replication\":$R,\"safemode.extension.ms\":0,\"log.level\":\"${LOG:-warn}\""
 mkdir -p "$W/ns" "$W/mnt"
 echo "{$common,\"nameserver.root.dir\":\"$W/ns\"}" > "$W/ns.json"
 echo "{$common}" > "$W/client.json"
