@@ -12,6 +12,7 @@ import { HEADER_TOKEN, type DataServerRef, type LocatedBlock } from '../common/p
 import { errorFromResponse, toHissError } from './http-errors.js'
 import type { HttpClient } from './http.js'
 import type { InodeTarget, NameServerClient } from './nameserver-client.js'
+import type { ReplicaHealth } from './replica-health.js'
 
 const MAX_ERROR_BODY = 64 * 1024
 /**
@@ -28,6 +29,8 @@ export interface BlockReaderDeps {
   clock: Clock
   log: Logger
   retryMs: number
+  /** The client's memory of failing DataServers: tried last, reported to. */
+  health?: ReplicaHealth
 }
 
 export interface BlockReadOptions {
@@ -100,11 +103,14 @@ export class BlockReadStream extends Readable {
     let backoff = FIRST_BACKOFF_MS
     let lastErr: HissError | undefined
     for (let round = 0; ; round++) {
-      for (const loc of this.block.locations) {
+      const health = this.d.health
+      for (const loc of health?.order(this.block.locations) ?? this.block.locations) {
         const r = await this.attempt(loc)
-        if (r.ok) return
+        if (r.ok) { health?.succeeded(loc.id); return }
         if ('aborted' in r) return
         lastErr = r.err
+        // Its own fault, not the reader's (a paused consumer) nor the token's.
+        if (!r.stalledByReader && r.err.code !== 'BAD_TOKEN') health?.failed(loc.id)
         this.d.log.debug('replica read failed', { block: this.block.id, dataserver: loc.id, code: r.err.code, delivered: this.delivered })
         if (r.err.code === 'CHECKSUM_MISMATCH' || (r.cutShort && !r.stalledByReader)) this.reportIfAlive(loc, r.err.code === 'CHECKSUM_MISMATCH')
         // Every location takes the same token: refresh it before trying the others.

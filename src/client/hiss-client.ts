@@ -16,6 +16,7 @@ import { HttpClient } from './http.js'
 import { processIdentity } from './identity.js'
 import { LeaseRenewer } from './lease-renewer.js'
 import { NameServerClient, type DuReply, type InodeTarget } from './nameserver-client.js'
+import { ReplicaHealth } from './replica-health.js'
 import { HissWriteSession } from './write-session.js'
 import type { HissFs, Identity, PutOptions, ReadOptions, WriteGrant } from './types.js'
 
@@ -49,10 +50,13 @@ export class HissClient implements HissFs {
   private readonly renewer: LeaseRenewer
   private readonly clock: Clock
   private readonly log: Logger
+  /** DataServers that failed our reads lately: tried last (replica-health.ts). */
+  private readonly health: ReplicaHealth
   private closed = false
 
   constructor (private readonly cfg: HissConfig, private readonly opts: CreateClientOptions = {}) {
     this.clock = opts.clock ?? new SystemClock()
+    this.health = new ReplicaHealth(this.clock)
     this.log = opts.log ?? createLogger('client', cfg['log.level'])
     this.identity = opts.identity ?? processIdentity()
     this.clientId = opts.clientId ?? `${hostname()}-${process.pid}-${randomUUID()}`
@@ -129,7 +133,7 @@ export class HissClient implements HissFs {
   }
 
   readBlock (block: LocatedBlock, offset: number, length: number, opts: BlockReadOptions = {}): Readable {
-    return new BlockReadStream({ http: this.http, ns: this.ns, clock: this.clock, log: this.log, retryMs: this.cfg['client.retry.ms'] }, block, offset, length, opts)
+    return new BlockReadStream({ http: this.http, ns: this.ns, clock: this.clock, log: this.log, retryMs: this.cfg['client.retry.ms'], health: this.health }, block, offset, length, opts)
   }
 
   /**
@@ -153,15 +157,21 @@ export class HissClient implements HissFs {
       done += bytes.length
     }
     if (this.http.scheme === 'http') {
-      for (const loc of block.locations) {
+      for (const loc of this.health.order(block.locations)) {
         if (done >= length) return
+        const before = done
         try {
           const query = new URLSearchParams({ gen: String(block.gen), offset: String(offset + done), length: String(length - done) })
           await fetchRange({ address: loc.address, path: `/v1/blocks/${block.id}?${query.toString()}`, headers: { [HEADER_TOKEN]: block.token }, length: length - done, timeoutMs: this.http.timeoutMs }, take)
+          this.health.succeeded(loc.id)
           return
         } catch (err) {
           if (sinkErr !== undefined) throw sinkErr.err
           this.log.debug('direct replica read failed', { block: block.id, dataserver: loc.id, delivered: done, err })
+          // Nothing at all from it (refused, no answer in time, an error reply other than
+          // the token's): the fallback below and later reads try the other replicas first.
+          // A reply cut short is left to the fallback, which tries it again and reports it.
+          if (done === before && !(isHissError(err) && err.code === 'BAD_TOKEN')) this.health.failed(loc.id)
           if (!isHissError(err) || err.code !== 'ECONNREFUSED') break
         }
       }
