@@ -242,20 +242,26 @@ export class NameServerCore {
     return true
   }
 
-  /** Live good replicas of a block, best first: the caller's own host, then the least loaded. */
+  /**
+   * Live good replicas of a block, best first: the caller's own host, then the least
+   * loaded, then a choice that differs from block to block (rendezvous hash of block and
+   * DataServer). Without that last rule equal replicas kept the order their reports
+   * arrived in, so every block of a file, and every reader, went to the same DataServer.
+   */
   locations (blockId: number, clientHost?: string): DataServerRef[] {
     const isLive = (ds: string): boolean => this.registry.isLive(ds)
     return this.blocks.holders(blockId, isLive)
-      .map(id => this.registry.get(id)!)
-      .sort((a, b) => {
+      .map(id => ({ d: this.registry.get(id)!, rank: spreadRank(blockId, id) }))
+      .sort(({ d: a, rank: ra }, { d: b, rank: rb }) => {
         // Replicas a client reported bad go last (they may be fine: only the DataServer
         // itself can declare its replica corrupt, see DataServerService.badBlock).
         const suspect = (this.isSuspect(a.id, blockId) ? 1 : 0) - (this.isSuspect(b.id, blockId) ? 1 : 0)
         if (suspect !== 0) return suspect
         const local = (b.host === clientHost ? 1 : 0) - (a.host === clientHost ? 1 : 0)
-        return local !== 0 ? local : a.activeStreams - b.activeStreams
+        if (local !== 0) return local
+        return a.activeStreams !== b.activeStreams ? a.activeStreams - b.activeStreams : ra - rb
       })
-      .map(d => ({ id: d.id, address: d.address }))
+      .map(({ d }) => ({ id: d.id, address: d.address }))
   }
 
   locate (blocks: readonly BlockRef[], clientHost?: string, range?: { offset: number, length: number }): LocatedBlock[] {
@@ -305,4 +311,13 @@ export class NameServerCore {
     for (const d of this.registry.live()) { capacity += d.capacity; used += d.used; remaining += d.remaining }
     return { capacity, used, remaining, files: this.store.count(), blockSize: this.cfg['block.size'] }
   }
+}
+
+/** A pseudo-random rank of DataServer `dsId` for block `blockId` (32-bit FNV-1a). */
+export function spreadRank (blockId: number, dsId: string): number {
+  let h = 0x811c9dc5
+  const mix = (c: number): void => { h ^= c; h = Math.imul(h, 0x01000193) >>> 0 }
+  const key = `${blockId}/${dsId}`
+  for (let i = 0; i < key.length; i++) mix(key.charCodeAt(i))
+  return h
 }

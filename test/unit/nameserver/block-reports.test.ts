@@ -186,3 +186,30 @@ t.test('a DataServer is not a replication target while a delete of that block is
   const reps = keeper.heartbeat().filter(c => c.type === 'replicate')
   t.same(reps.map(c => c.type === 'replicate' && c.targets[0]!.id), [spare.id], 'after the settle time it is')
 })
+
+t.test('equal replicas are offered in an order that differs from block to block', async t => {
+  const { core } = makeCore(t, { replication: 3 })
+  const dss = cluster(core, 3)
+  // Every block reported by the DataServers in the same order (as a chain pipeline does,
+  // its tail storing first), all equally idle.
+  const open = core.writes.open({ path: '/f', clientId: 'c1', create: true, replication: 3 }, ROOT)
+  const blocks: Array<{ id: number, gen: number, length: number }> = []
+  for (let i = 0; i < 30; i++) {
+    const add = core.writes.addBlock(open.writeId)
+    const b = { id: add.block.id, gen: add.block.gen, length: 10 }
+    for (const d of dss) d.received([b.id, b.gen, 10])
+    blocks.push(b)
+  }
+  await core.writes.commit({ writeId: open.writeId, blocks, size: 300 })
+  const plan = core.readPlan({ path: '/f' }, ROOT)
+  t.equal(plan.blocks.length, blocks.length)
+  const firsts = new Map<string, number>()
+  for (const b of plan.blocks) {
+    t.equal(b.locations.length, 3)
+    firsts.set(b.locations[0]!.id, (firsts.get(b.locations[0]!.id) ?? 0) + 1)
+  }
+  t.equal(firsts.size, 3, `every DataServer comes first for some blocks: ${JSON.stringify([...firsts])}`)
+  for (const n of firsts.values()) t.ok(n >= 4, 'roughly evenly (at least 4 of 30 each)')
+  const again = core.readPlan({ path: '/f' }, ROOT)
+  t.same(again.blocks.map(b => b.locations.map(l => l.id)), plan.blocks.map(b => b.locations.map(l => l.id)), 'and the same order for the same block each time (its DataServer\'s cache stays warm)')
+})
