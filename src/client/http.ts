@@ -25,8 +25,8 @@ export class HttpClient {
   private readonly httpAgent: http.Agent
   private readonly httpsAgent: https.Agent
 
-  /** Runs the metadata timeouts (the client's injected clock). */
-  private readonly clock: Clock
+  /** Runs the metadata timeouts and the upload stall watch (the client's injected clock). */
+  readonly clock: Clock
 
   constructor (cfg: HissConfig, clock: Clock = new SystemClock()) {
     this.clock = clock
