@@ -1,5 +1,6 @@
 import t from 'tap'
 import { verifyBlockToken } from '../../../src/common/auth.js'
+import { HissError } from '../../../src/common/errors.js'
 import { ALICE, BOB, FakeDs, ROOT, SECRET, cluster, deletesIn, makeCore, writeFile } from './helpers.js'
 
 t.test('a create is invisible until its commit, then has its blocks', async t => {
@@ -304,4 +305,18 @@ t.test('a restored session whose writer never comes back lapses, and its blocks 
   t.equal(core.blocks.writing.has(a.block.id), false, 'its block is no longer being written')
   core.close()
   t.equal(makeCore(t, {}, dir).core.sessions.size, 0, 'and it stays gone')
+})
+
+t.test('a session whose record cannot be stored (full disk) is not left holding the lease', async t => {
+  const { core } = makeCore(t)
+  cluster(core, 1)
+  const put = core.store.putSession.bind(core.store)
+  // As SQLite reports a full disk inside the transaction (fromNodeError maps SQLITE_FULL).
+  core.store.putSession = () => { throw HissError.from('ENOSPC', 'database or disk is full') }
+  t.throws(() => core.writes.open({ path: '/f', clientId: 'c1', create: true }, ROOT), { code: 'ENOSPC' }, 'the open fails with the store\'s error')
+  t.equal(core.sessions.size, 0, 'no session stays in memory')
+  core.store.putSession = put
+  const other = core.writes.open({ path: '/f', clientId: 'c2', create: true }, ROOT)
+  t.ok(other.writeId, 'another client can open the file: no lease was left behind')
+  t.same(core.store.storedSessions().map(s => s.writeId), [other.writeId], 'only the stored session is on disk')
 })
