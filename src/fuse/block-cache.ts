@@ -192,7 +192,7 @@ export class BlockCache {
   /** Start fetching [off, off+len) of `block` in the background. */
   prefetch (block: LocatedBlock, ino: number, off: number, len: number): void {
     const end = Math.min(block.length, off + len)
-    if (end <= off || this.lostError(block) !== undefined) return
+    if (end <= off) return
     const first = Math.floor(off / this.pieceBytes)
     const last = Math.floor((end - 1) / this.pieceBytes)
     this.ensure(block, ino, first, last, false)

@@ -12,8 +12,8 @@
 // generation. The row also names the writer and the generations it was handed, so a
 // writer whose session survives a NameServer restart (write-sessions.ts) still commits
 // its patch. When the writer goes away without committing (lease lost, or a session
-// that does not come back), resolve() decides: if a replica of the committed generation survives, the
-// patch is rolled back (its replicas deleted); if none does, the newest patched
+// that does not come back), resolve() decides: if a replica of the committed generation
+// survives, the patch is rolled back (its replicas deleted); if none does, the newest patched
 // generation becomes the block's (its bytes are the writer's, written through an fsync
 // that did not return), rather than losing the block.
 import { signBlockToken } from '../common/auth.js'
@@ -72,6 +72,7 @@ export class BlockUpdates {
       core.store.setPendingUpdate({ id: block.id, base: row.gen, first: first ?? g, last: g, owner: writeId, tried: [...tried, g] })
       return g
     })
+    mine.set(block.id, [...tried, gen])
     if (up === undefined) {
       up = { base: row.gen, first: gen, last: gen, owner: writeId, holders: new Map() }
       core.blocks.pending.set(block.id, up)
@@ -79,7 +80,6 @@ export class BlockUpdates {
       up.last = gen
     }
     const from = [row.gen, ...tried]
-    mine.set(block.id, [...tried, gen])
     const token = signBlockToken(core.secret, { b: block.id, g: gen, a: 'w', e: core.clock.wallNow() + core.cfg['token.lifetime.ms'], f: from })
     const targets = holders.map(id => core.registry.get(id)!).map(d => ({ id: d.id, address: d.address }))
     return { block: { id: block.id, gen }, from, targets, token }

@@ -314,7 +314,7 @@ export class NameServerCore {
 }
 
 /** A pseudo-random rank of DataServer `dsId` for block `blockId` (32-bit FNV-1a). */
-export function spreadRank (blockId: number, dsId: string): number {
+function spreadRank (blockId: number, dsId: string): number {
   let h = 0x811c9dc5
   const mix = (c: number): void => { h ^= c; h = Math.imul(h, 0x01000193) >>> 0 }
   const key = `${blockId}/${dsId}`

@@ -49,7 +49,6 @@ export type NewInode = Omit<InodeRow, 'ino'>
 /** A referenced block with what the block map needs to judge its replicas. */
 export interface StoredBlock extends BlockRef { ino: number, replication: number }
 
-/** A block being patched in place: committed generation `base`, attempts in [first, last]. */
 /**
  * A block being patched in place (block-updates.ts): its committed generation, the range
  * of generations handed out for it, and the write session patching it with the
