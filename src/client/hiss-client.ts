@@ -7,7 +7,7 @@ import { SystemClock, type Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { isHissError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
-import { HEADER_TOKEN, type AddBlockReply, type DirEntry, type FileStat, type FsckReply, type LocatedBlock, type PingReply, type ReportReply, type StatfsReply, type WriteOpenReply } from '../common/protocol.js'
+import { HEADER_TOKEN, type AddBlockReply, type DirEntry, type FileStat, type FsckReply, type ListReply, type LocatedBlock, type PingReply, type ReportReply, type StatfsReply, type WriteOpenReply } from '../common/protocol.js'
 import { fetchRange } from './block-fetch.js'
 import { BlockReadStream, type BlockReadOptions } from './block-reader.js'
 import { FileReadStream, planRead } from './file-reader.js'
@@ -92,6 +92,7 @@ export class HissClient implements HissFs {
   }
 
   list (path: string): Promise<DirEntry[]> { return this.ns.list(path) }
+  listPage (path: string, opts: { limit: number, after?: string, from?: string }): Promise<ListReply> { return this.ns.listPage(path, opts) }
   mkdir (path: string, opts: { mode?: number, parents?: boolean } = {}): Promise<FileStat> { return this.ns.mkdir({ path, ...opts }) }
   create (path: string, opts: { mode?: number, exclusive?: boolean } = {}): Promise<FileStat> { return this.ns.create({ path, ...opts }) }
 

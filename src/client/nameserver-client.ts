@@ -4,9 +4,9 @@
 import type { Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
 import {
-  HEADER_GIDS, HEADER_UID,
+  HEADER_GIDS, HEADER_UID, LIST_PAGE_ENTRIES,
   type AddBlockReply, type AddBlockRequest, type BadBlockRequest, type BlocksReply, type CommitRequest,
-  type CreateReply, type CreateRequest, type DeleteReply, type DeleteRequest, type DirEntry, type FileStat, type FsckReply, type MkdirRequest,
+  type CreateReply, type CreateRequest, type DeleteReply, type DeleteRequest, type DirEntry, type FileStat, type FsckReply, type ListReply, type MkdirRequest,
   type PingReply, type RenameRequest, type ReportReply, type SetattrRequest, type SetrepRequest,
   type StatfsReply, type SymlinkRequest, type UpdateBlockReply, type UpdateBlockRequest, type WriteOpenReply, type WriteOpenRequest,
 } from '../common/protocol.js'
@@ -73,8 +73,26 @@ export class NameServerClient {
     return (await this.get<{ stat: FileStat }>('/v1/ns/stat', { path, nofollow: nofollow ? 1 : undefined })).stat
   }
 
+  /**
+   * Every entry of a directory, in name order, fetched a page (LIST_PAGE_ENTRIES) at a
+   * time: no single reply, nor the NameServer's work for one request, grows with the
+   * directory. Names added or removed meanwhile may or may not be listed (as in HDFS).
+   */
   async list (path: string): Promise<DirEntry[]> {
-    return (await this.get<{ entries: DirEntry[] }>('/v1/ns/list', { path })).entries
+    const all: DirEntry[] = []
+    let after: string | undefined
+    for (;;) {
+      const page = await this.listPage(path, { limit: LIST_PAGE_ENTRIES, ...(after === undefined ? {} : { after }) })
+      for (const e of page.entries) all.push(e)
+      const last = page.entries[page.entries.length - 1]
+      if (page.more !== true || last === undefined) return all
+      after = last.name
+    }
+  }
+
+  /** One page of a listing: up to `limit` entries after `after`, or from `from` on. */
+  async listPage (path: string, opts: { limit: number, after?: string, from?: string }): Promise<ListReply> {
+    return await this.get<ListReply>('/v1/ns/list', { path, limit: opts.limit, after: opts.after, from: opts.from })
   }
 
   blocks (target: InodeTarget, range?: { offset: number, length: number }): Promise<BlocksReply> {

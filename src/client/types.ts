@@ -2,7 +2,7 @@
 // be written against it. Everything here throws only HissError.
 import type { Readable } from 'node:stream'
 import type { BlockPatch } from './block-patcher.js'
-import type { AddBlockReply, BlockRef, DirEntry, FileStat, FsckReply, LocatedBlock, PingReply, ReportReply, StatfsReply, WriteOpenReply } from '../common/protocol.js'
+import type { AddBlockReply, BlockRef, DirEntry, FileStat, FsckReply, ListReply, LocatedBlock, PingReply, ReportReply, StatfsReply, WriteOpenReply } from '../common/protocol.js'
 
 /** Who is calling: sent with every namespace request; the NameServer checks permissions. */
 export interface Identity { uid: number, gids: number[] }
@@ -94,7 +94,10 @@ export interface HissFs {
   ping (): Promise<PingReply>
   stat (path: string, opts?: { nofollow?: boolean }): Promise<FileStat>
   exists (path: string): Promise<boolean>
+  /** Every entry, in name order (fetched a page at a time). */
   list (path: string): Promise<DirEntry[]>
+  /** One page of a listing: up to `limit` entries after `after`, or from `from` on (see ListReply). */
+  listPage (path: string, opts: { limit: number, after?: string, from?: string }): Promise<ListReply>
   mkdir (path: string, opts?: { mode?: number, parents?: boolean }): Promise<FileStat>
   /** Create an empty file, visible at once. */
   create (path: string, opts?: { mode?: number, exclusive?: boolean }): Promise<FileStat>

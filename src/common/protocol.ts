@@ -38,6 +38,13 @@ export const HEADER_ZERO_LENGTH = 'x-hiss-zero-length'
 export const HEADER_PATCH_RANGES = 'x-hiss-patch-ranges'
 /** Most ranges one block patch may carry. */
 export const MAX_PATCH_RANGES = 1024
+/**
+ * Listing pages: the most entries one `GET /v1/ns/list` with `limit` returns (a larger
+ * limit is cut to this, with `more` set), and the page size clients ask for, so that no
+ * reply, and no NameServer request, holds a whole large directory (HDFS: dfs.ls.limit).
+ */
+export const MAX_LIST_LIMIT = 10_000
+export const LIST_PAGE_ENTRIES = 1000
 
 // ---------------------------------------------------------------------------
 // Shared shapes
@@ -66,6 +73,18 @@ export interface FileStat {
 
 export interface DirEntry extends FileStat { name: string }
 
+/**
+ * GET /v1/ns/list. Without `limit`, every entry (`more` absent). With `limit`, at most
+ * that many (capped at MAX_LIST_LIMIT) and `more: true` when the directory holds further
+ * names; the next page starts `after` the last name returned. Pages are in byte order of
+ * the names; names added or removed while paging may or may not appear, the others
+ * appear exactly once.
+ */
+export interface ListReply {
+  entries: DirEntry[]
+  more?: boolean
+}
+
 export interface BlockRef { id: number, gen: number, length: number }
 
 export interface DataServerRef { id: string, address: string }
@@ -85,7 +104,8 @@ export interface LocatedBlock extends BlockRef {
 //
 // GET  /v1/ping                        -> PingReply (no auth)
 // GET  /v1/ns/stat?path=P[&nofollow=1] -> { stat: FileStat }          (follows final symlink unless nofollow)
-// GET  /v1/ns/list?path=P              -> { entries: DirEntry[] }     (sorted by name)
+// GET  /v1/ns/list?path=P[&after=NAME|&from=NAME][&limit=N]
+//                                      -> ListReply { entries, more? }  (sorted by name; paged with limit)
 // GET  /v1/ns/blocks?path=P | ?ino=N [&offset=&length=]
 //                                      -> BlocksReply  (read plan; ino works for open files after rename)
 // GET  /v1/ns/readlink?path=P          -> { target }

@@ -4,6 +4,7 @@
 // A generation counter keeps a slow lookup that raced with a mutation from re-inserting
 // what the mutation just invalidated.
 import type { Clock } from '../common/clock.js'
+import { trimOldest } from '../common/map-evict.js'
 import type { FileStat } from '../common/protocol.js'
 
 export const DEFAULT_MAX_ATTR_ENTRIES = 100_000
@@ -100,11 +101,7 @@ export class AttrCache {
     let paths = this.byIno.get(stat.ino)
     if (paths === undefined) { paths = new Set(); this.byIno.set(stat.ino, paths) }
     paths.add(path)
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next()
-      if (oldest.done === true) break
-      this.remove(oldest.value)
-    }
+    trimOldest(this.entries, this.maxEntries, p => { this.remove(p) })
   }
 
   /**

@@ -16,6 +16,7 @@
 // its other entries too, as `ls -l`, `rm -r`, `diff -r` go on to need) instead of
 // asking for the one name.
 import type { Clock } from '../common/clock.js'
+import { trimOldest } from '../common/map-evict.js'
 
 export const DEFAULT_MAX_DIRS = 4096
 /** Directories larger than this are not tracked (a listing that big is not kept). */
@@ -47,11 +48,7 @@ export class DirCache {
     this.dirs.delete(dir)
     if (set.size > MAX_TRACKED_NAMES) return
     this.dirs.set(dir, { names: set, at: this.clock.now() })
-    while (this.dirs.size > this.maxDirs) {
-      const oldest = this.dirs.keys().next()
-      if (oldest.done === true) break
-      this.dirs.delete(oldest.value)
-    }
+    trimOldest(this.dirs, this.maxDirs)
   }
 
   /** True only when `name` is known not to be in `dir` (fresh knowledge, name absent). */

@@ -7,12 +7,13 @@ import type { Clock } from '../common/clock.js'
 import type { HissConfig } from '../common/config.js'
 import { HissError, isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
+import { trimOldest } from '../common/map-evict.js'
 import { joinPath, nameOf, parentOf } from '../common/paths.js'
-import type { DirEntry, FileStat, LocatedBlock } from '../common/protocol.js'
+import { LIST_PAGE_ENTRIES, type DirEntry, type FileStat, type LocatedBlock } from '../common/protocol.js'
 import type { HissFs, WriteGrant } from '../client/types.js'
 import { AttrCache, type AttrMirror } from './attr-cache.js'
 import { BlockCache, type PieceMirror } from './block-cache.js'
-import { DirCache } from './dir-cache.js'
+import { DirCache, RELIST_MAX_NAMES } from './dir-cache.js'
 import type { ClientPool, OpContext } from './client-pool.js'
 import { HandleTable, O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, type Handle } from './handles.js'
 import { OpenFile, type OpenFileDeps } from './open-file.js'
@@ -54,6 +55,13 @@ export interface HissFuseFsDeps {
 
 /** chown(2) passes -1 (as an unsigned 32-bit value) for "leave unchanged". */
 const UNCHANGED_ID = 0xffffffff
+/**
+ * Entries one lookup miss in a large directory fetches (from the missed name on): `ls -l`
+ * of 200,000 names then costs 200 round trips, not one per name.
+ */
+export const LOOKUP_WINDOW_ENTRIES = LIST_PAGE_ENTRIES
+/** Large directories remembered for windowed lookups. */
+const MAX_BIG_DIRS = 256
 
 export class HissFuseFs {
   readonly attrs: AttrCache
@@ -64,6 +72,11 @@ export class HissFuseFs {
   private readonly files = new Map<number, OpenFile>()
   private readonly lookups = new Map<string, { gen: number, p: Promise<FileStat> }>()
   private readonly listings = new Map<string, Promise<boolean>>()
+  /**
+   * Directories whose last listing held more than RELIST_MAX_NAMES names, and how a
+   * lookup miss there asks: a window of names, or (after a window missed) one stat.
+   */
+  private readonly bigDirs = new Map<string, 'window' | 'stat'>()
   private readonly fileDeps: OpenFileDeps
   private readonly client: HissFs
   private readonly log: Logger
@@ -265,6 +278,24 @@ export class HissFuseFs {
     if (hit !== undefined) return hit
     if (path !== '/') {
       const dir = parentOf(path)
+      // A large directory listed before (ls -l, find, rsync walk one after readdir): ask
+      // for the window of names from this one on, which answers the lookups that follow
+      // in name order, and this one too, present or absent, as freshly as a stat would.
+      // While the names looked up are absent (files being created there), a window is
+      // wasted on each: plain stats then, until one finds its name again.
+      const big = this.bigDirs.get(dir)
+      if (big === 'window') {
+        const found = await this.lookupWindow(dir, nameOf(path))
+        if (found === 'absent') {
+          if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 'stat')
+          throw HissError.ENOENT(path)
+        }
+        if (found !== undefined) return found
+      } else if (big === 'stat') {
+        const st = await this.statInto(path)
+        if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 'window')
+        return st
+      }
       // A small directory listed before: list it again, which answers this lookup and
       // those of its other entries that usually follow. A listing this lookup asked for
       // is as fresh as a stat, so it also answers "absent"; knowledge from an earlier
@@ -279,6 +310,11 @@ export class HissFuseFs {
         }
       }
     }
+    return await this.statInto(path)
+  }
+
+  /** Ask the NameServer for one name (joining the same question in flight) and cache it. */
+  private statInto (path: string): Promise<FileStat> {
     const gen = this.attrs.generation
     const pending = this.lookups.get(path)
     // Join a lookup already in flight only if nothing changed since it started.
@@ -312,11 +348,46 @@ export class HissFuseFs {
     return await p && 'started'
   }
 
+  /**
+   * A lookup miss in a large directory: fetch up to LOOKUP_WINDOW_ENTRIES entries from
+   * `name` on into the attribute cache. The stat of `name`, 'absent' when the window
+   * shows it is not there, or undefined when the listing failed (the caller then asks
+   * for the name itself, and this directory is no longer treated as large).
+   */
+  private async lookupWindow (dir: string, name: string): Promise<FileStat | 'absent' | undefined> {
+    const gen = this.attrs.generation
+    let page
+    try {
+      page = await this.client.listPage(dir, { from: name, limit: LOOKUP_WINDOW_ENTRIES })
+    } catch (err) {
+      this.log.debug('window listing failed', { dir, err })
+      this.bigDirs.delete(dir)
+      return undefined
+    }
+    let found: FileStat | undefined
+    for (const e of page.entries) {
+      const { name: n, ...st } = e
+      this.attrs.set(joinPath(dir, n), st, gen)
+      this.files.get(st.ino)?.remoteStatSeen(st)
+      if (n === name) found = st
+    }
+    return found ?? 'absent'
+  }
+
+  /** Remember that `dir` is large (bounded, most recent last). */
+  private noteBigDir (dir: string, entries: number): void {
+    this.bigDirs.delete(dir)
+    if (entries <= RELIST_MAX_NAMES) return
+    this.bigDirs.set(dir, 'window')
+    trimOldest(this.bigDirs, MAX_BIG_DIRS)
+  }
+
   /** Read a directory's entries into the attribute cache and its names into the listing cache. */
   private async listInto (dir: string): Promise<DirEntry[]> {
     const gen = this.attrs.generation
     const dirGen = this.dirs.generation
     const entries = await this.client.list(dir)
+    this.noteBigDir(dir, entries.length)
     this.dirs.set(dir, entries.map(e => e.name), dirGen)
     for (const e of entries) {
       const { name, ...st } = e

@@ -257,6 +257,9 @@ export class NamespaceStore {
       getIno: db.prepare<[number], InodeRow>('SELECT * FROM inodes WHERE ino = ?'),
       lookup: db.prepare<[number, string], InodeRow>('SELECT * FROM inodes WHERE parent = ? AND name = ?'),
       children: db.prepare<[number], InodeRow>('SELECT * FROM inodes WHERE parent = ? ORDER BY name'),
+      childrenPage: db.prepare<[number, number], InodeRow>('SELECT * FROM inodes WHERE parent = ? ORDER BY name LIMIT ?'),
+      childrenAfter: db.prepare<[number, string, number], InodeRow>('SELECT * FROM inodes WHERE parent = ? AND name > ? ORDER BY name LIMIT ?'),
+      childrenFrom: db.prepare<[number, string, number], InodeRow>('SELECT * FROM inodes WHERE parent = ? AND name >= ? ORDER BY name LIMIT ?'),
       anyChild: db.prepare<[number], { ino: number }>('SELECT ino FROM inodes WHERE parent = ? LIMIT 1'),
       subdirs: db.prepare<[number], { n: number }>("SELECT COUNT(*) AS n FROM inodes WHERE parent = ? AND type = 'dir'"),
       insert: db.prepare<[number, number, string, string, number, number, number, number, string, string, string, number, number, string | null]>(
@@ -610,6 +613,16 @@ export class NamespaceStore {
   }
 
   children (parent: number): InodeRow[] { return this.st.children.all(parent) }
+
+  /**
+   * At most `limit` children in name order (SQLite's byte order, which the UNIQUE
+   * (parent, name) index already holds): those after `after`, or from `from` on when
+   * given (inclusive), else from the first.
+   */
+  childrenPage (parent: number, limit: number, start?: { after: string } | { from: string }): InodeRow[] {
+    if (start === undefined) return this.st.childrenPage.all(parent, limit)
+    return 'after' in start ? this.st.childrenAfter.all(parent, start.after, limit) : this.st.childrenFrom.all(parent, start.from, limit)
+  }
   hasChildren (parent: number): boolean { return this.st.anyChild.get(parent) !== undefined }
 
   subdirCount (parent: number): number {

@@ -1,7 +1,7 @@
 // The namespace operations with POSIX semantics and permission checks, over the SQLite
 // store. Each mutation is one transaction; effects on the block map (blocks freed,
 // replication changed) are handed to the hooks only after the transaction committed.
-import type { BlockRef, DirEntry, FileStat, FileType } from '../common/protocol.js'
+import type { BlockRef, DirEntry, FileStat, FileType, ListReply } from '../common/protocol.js'
 import { HissError } from '../common/errors.js'
 import { nowNs, splitPath } from '../common/paths.js'
 import type { Clock } from '../common/clock.js'
@@ -76,10 +76,28 @@ export class Namespace {
   }
 
   list (path: string, who: Identity): DirEntry[] {
+    return this.listPage(path, who, {}).entries
+  }
+
+  /**
+   * A directory's entries in name order: all of them (from `start` on), or with `limit`
+   * one page (see ListReply), asking SQLite for one row more than the page to learn
+   * whether more follow.
+   */
+  listPage (path: string, who: Identity, page: { start?: { after: string } | { from: string } | undefined, limit?: number | undefined }): ListReply {
     const dir = this.lookup(path, who)
     if (dir.type !== 'dir') throw HissError.ENOTDIR(path)
     this.perms.require(dir, who, R, `read permission on ${path}`)
-    return this.store.children(dir.ino).map(row => ({ name: row.name, ...this.toStat(row) }))
+    const entry = (row: InodeRow): DirEntry => ({ name: row.name, ...this.toStat(row) })
+    if (page.limit === undefined) {
+      // LIMIT -1 is SQLite's "no limit".
+      const rows = page.start === undefined ? this.store.children(dir.ino) : this.store.childrenPage(dir.ino, -1, page.start)
+      return { entries: rows.map(entry) }
+    }
+    const rows = this.store.childrenPage(dir.ino, page.limit + 1, page.start)
+    const more = rows.length > page.limit
+    if (more) rows.pop()
+    return more ? { entries: rows.map(entry), more } : { entries: rows.map(entry) }
   }
 
   readlink (path: string, who: Identity): string {

@@ -4,7 +4,7 @@
 import type { Request, Router } from 'express'
 import { HissError } from '../common/errors.js'
 import { normalizePath, parentOf } from '../common/paths.js'
-import type { CreateReply, DeleteReply } from '../common/protocol.js'
+import { MAX_LIST_LIMIT, type CreateReply, type DeleteReply, type ListReply } from '../common/protocol.js'
 import { jsonRouter, type JsonRoute } from '../common/http-server.js'
 import type { NameServerCore } from './core.js'
 import { clientHost, identityFrom } from './request-identity.js'
@@ -21,9 +21,13 @@ export function nsRoutes (core: NameServerCore): JsonRoute[] {
       const q = s.parse(s.statQuery, query)
       return { stat: ns.stat(normalizePath(q.path), identityFrom(req), s.isTrue(q.nofollow)) }
     }),
-    get('/list', (req, query) => {
-      const q = s.parse(s.pathQuery, query)
-      return { entries: ns.list(normalizePath(q.path), identityFrom(req)) }
+    get('/list', (req, query): ListReply => {
+      const q = s.parse(s.listQuery, query)
+      if (q.after !== undefined && q.from !== undefined) throw HissError.BAD_REQUEST('give at most one of after and from')
+      const limit = q.limit === undefined ? undefined : Number(q.limit)
+      if (limit === 0) throw HissError.BAD_REQUEST('limit must be at least 1')
+      const start = q.after !== undefined ? { after: q.after } : q.from !== undefined ? { from: q.from } : undefined
+      return ns.listPage(normalizePath(q.path), identityFrom(req), { start, limit: limit === undefined ? undefined : Math.min(limit, MAX_LIST_LIMIT) })
     }),
     get('/blocks', (req, query) => {
       const q = s.parse(s.blocksQuery, query)

@@ -3,7 +3,7 @@
 // runs. Paths are checked further with normalizePath by the handlers.
 import { z } from 'zod'
 import { HissError } from '../common/errors.js'
-import { MAX_PATH_BYTES } from '../common/paths.js'
+import { MAX_NAME_BYTES, MAX_PATH_BYTES } from '../common/paths.js'
 
 const MAX_U32 = 0xffffffff
 export const path = z.string().max(MAX_PATH_BYTES * 2)
@@ -94,6 +94,9 @@ export const unregisterBody = z.object({ id: dsId }).strict()
 const flag = z.enum(['0', '1', 'true', 'false']).optional()
 const digits = z.string().regex(/^\d{1,15}$/, 'expected a non-negative integer')
 export const pathQuery = z.object({ path }).strict()
+/** A listing page's start: a name (checked against the name rules by the namespace). */
+const startName = z.string().min(1).max(MAX_NAME_BYTES * 4)
+export const listQuery = z.object({ path, after: startName.optional(), from: startName.optional(), limit: digits.optional() }).strict()
 export const statQuery = z.object({ path, nofollow: flag }).strict()
 export const blocksQuery = z.object({ path: path.optional(), ino: digits.optional(), offset: digits.optional(), length: digits.optional() }).strict()
 export const emptyQuery = z.object({}).strict()

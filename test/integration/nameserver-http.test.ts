@@ -122,6 +122,45 @@ t.test('hostile input gets 4xx and changes nothing', async t => {
   t.equal((await c.get('/v1/ping')).status, 200, 'still serving')
 })
 
+t.test('listing pages over HTTP: limit, after, from, more; bad paging input is refused', async t => {
+  const { addr } = await start(t, t.testdir())
+  const c = client(addr)
+  await c.post('/v1/ns/mkdir', { path: '/big' })
+  const names = Array.from({ length: 25 }, (_v, i) => `n${String(i).padStart(2, '0')}`)
+  for (const n of names) t.equal((await c.post('/v1/ns/create', { path: `/big/${n}` })).status, 200)
+  const all = await c.get('/v1/ns/list?path=/big')
+  t.equal(all.body.entries.length, 25, 'without limit: every entry')
+  t.equal(all.body.more, undefined, 'and no more flag')
+  const seen: string[] = []
+  let query = '&limit=10'
+  for (let pages = 1; ; pages++) {
+    const r = await c.get(`/v1/ns/list?path=/big${query}`)
+    t.equal(r.status, 200)
+    const got = r.body.entries.map((e: { name: string }) => e.name) as string[]
+    seen.push(...got)
+    if (r.body.more !== true) { t.equal(pages, 3, 'three pages of at most 10'); break }
+    t.equal(got.length, 10)
+    query = `&limit=10&after=${encodeURIComponent(got[got.length - 1]!)}`
+  }
+  t.same(seen, names, 'the pages hold every name once, in order')
+  t.same((await c.get('/v1/ns/list?path=/big&from=n20&limit=2')).body.entries.map((e: { name: string }) => e.name), ['n20', 'n21'], 'from: inclusive')
+  t.same((await c.get('/v1/ns/list?path=/big&after=n23')).body.entries.map((e: { name: string }) => e.name), ['n24'], 'after without limit: the rest')
+  const capped = await c.get('/v1/ns/list?path=/big&limit=999999999')
+  t.equal(capped.body.entries.length, 25, 'a limit above the cap is cut to it, not refused')
+  for (const [what, q] of [
+    ['limit 0', '&limit=0'],
+    ['negative limit', '&limit=-1'],
+    ['limit not a number', '&limit=ten'],
+    ['both after and from', '&after=a&from=b'],
+    ['empty after', '&after='],
+    ['unknown parameter', '&page=2'],
+  ] as const) {
+    t.match(await c.get(`/v1/ns/list?path=/big${q}`), { status: 400, body: { error: { code: 'BAD_REQUEST' } } }, what)
+  }
+  t.match(await c.get('/v1/ns/list?path=/big/n00&limit=5'), { status: 409, body: { error: { code: 'ENOTDIR' } } }, 'a page of a file')
+  t.match(await c.get('/v1/ns/list?path=/nope&limit=5'), { status: 404 }, 'a page of nothing')
+})
+
 t.test('DataServer API: cluster authentication and a write through the wire', async t => {
   const { addr, logs } = await start(t, t.testdir(), { replication: 1, 'block.size': 4096 })
   const c = client(addr)
