@@ -62,6 +62,10 @@ const UNCHANGED_ID = 0xffffffff
 export const LOOKUP_WINDOW_ENTRIES = LIST_PAGE_ENTRIES
 /** Large directories remembered for windowed lookups. */
 const MAX_BIG_DIRS = 256
+/** A large directory's lookup misses ask for windows (see HissFuseFs.bigDirs). */
+const WINDOWS = -1
+/** Stats in a row that must find their names before lookups there ask for windows again. */
+export const WINDOW_AFTER_FOUND = 4
 
 export class HissFuseFs {
   readonly attrs: AttrCache
@@ -74,9 +78,10 @@ export class HissFuseFs {
   private readonly listings = new Map<string, Promise<boolean>>()
   /**
    * Directories whose last listing held more than RELIST_MAX_NAMES names, and how a
-   * lookup miss there asks: a window of names, or (after a window missed) one stat.
+   * lookup miss there asks: WINDOWS (a window of names), or else (after a window missed)
+   * one stat, the value counting the stats in a row that found their name.
    */
-  private readonly bigDirs = new Map<string, 'window' | 'stat'>()
+  private readonly bigDirs = new Map<string, number>()
   private readonly fileDeps: OpenFileDeps
   private readonly client: HissFs
   private readonly log: Logger
@@ -282,18 +287,25 @@ export class HissFuseFs {
       // for the window of names from this one on, which answers the lookups that follow
       // in name order, and this one too, present or absent, as freshly as a stat would.
       // While the names looked up are absent (files being created there), a window is
-      // wasted on each: plain stats then, until one finds its name again.
+      // wasted on each: plain stats then, until WINDOW_AFTER_FOUND in a row find their
+      // names (so that a mix of present and absent names stays with stats).
       const big = this.bigDirs.get(dir)
-      if (big === 'window') {
+      if (big === WINDOWS) {
         const found = await this.lookupWindow(dir, nameOf(path))
         if (found === 'absent') {
-          if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 'stat')
+          if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 0)
           throw HissError.ENOENT(path)
         }
         if (found !== undefined) return found
-      } else if (big === 'stat') {
-        const st = await this.statInto(path)
-        if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 'window')
+      } else if (big !== undefined) {
+        let st: FileStat
+        try {
+          st = await this.statInto(path)
+        } catch (err) {
+          if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 0)
+          throw err
+        }
+        if (this.bigDirs.has(dir)) this.bigDirs.set(dir, big + 1 >= WINDOW_AFTER_FOUND ? WINDOWS : big + 1)
         return st
       }
       // A small directory listed before: list it again, which answers this lookup and
@@ -378,7 +390,7 @@ export class HissFuseFs {
   private noteBigDir (dir: string, entries: number): void {
     this.bigDirs.delete(dir)
     if (entries <= RELIST_MAX_NAMES) return
-    this.bigDirs.set(dir, 'window')
+    this.bigDirs.set(dir, WINDOWS)
     trimOldest(this.bigDirs, MAX_BIG_DIRS)
   }
 

@@ -4,12 +4,13 @@
 // attributes expired, as during `ls -l` of a large directory) asks for a window of names
 // from the missed one on instead of one stat per name, and a window that shows the name
 // absent answers ENOENT; lookups of absent names (files being created there) then go
-// back to one stat each. Counted from the mount's debug log (one line per NameServer
+// back to one stat each, until WINDOW_AFTER_FOUND stats in a row find theirs. Counted from the mount's debug log (one line per NameServer
 // request), as in fuse-round-trips.test.ts: the design, not timing.
 import t, { type Test } from 'tap'
 import { lstat, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LIST_PAGE_ENTRIES } from '../../src/common/protocol.js'
+import { WINDOW_AFTER_FOUND } from '../../src/fuse/fuse-fs.js'
 import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, startMount } from '../helpers/mount.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 import { settleAll } from '../../src/common/settle-all.js'
@@ -88,12 +89,16 @@ async function suite (t: Test): Promise<void> {
     await t.rejects(lstat(join(big, 'f00001')), { code: 'ENOENT' }, 'a name removed elsewhere is gone')
     // (Twice: the kernel revalidates the name it had seen, then looks it up afresh.)
     t.same(Object.keys(await log.takeSettled(a.dir)), ['GET /v1/ns/stat ENOENT'], 'then: stats, no window')
-    // Beyond the window fetched above (its entries are fresh, these expired).
+    // Beyond the window fetched above (its entries are fresh, these expired). Present and
+    // absent names mixed stay with stats...
     t.equal((await lstat(join(big, 'f02100'))).isFile(), true)
-    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat': 1 }, 'a stat that finds its name...')
+    await t.rejects(lstat(join(big, 'f02100x')), { code: 'ENOENT' })
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat': 1, 'GET /v1/ns/stat ENOENT': 1 }, 'present and absent names mixed: stats')
+    for (let i = 0; i < WINDOW_AFTER_FOUND; i++) t.equal((await lstat(join(big, name(2101 + i)))).isFile(), true)
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat': WINDOW_AFTER_FOUND }, `${WINDOW_AFTER_FOUND} stats in a row that find their names...`)
     t.equal((await lstat(join(big, 'f02200'))).isFile(), true)
     t.equal((await lstat(join(big, 'f02201'))).isFile(), true)
-    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/list': 1 }, '...turns windows back on')
+    t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/list': 1 }, '...turn windows back on')
   })
 
   await t.test('creating new names in it: one stat per absent name, not a window each', async t => {
