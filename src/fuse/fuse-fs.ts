@@ -59,13 +59,19 @@ const UNCHANGED_ID = 0xffffffff
  * Entries one lookup miss in a large directory fetches (from the missed name on): `ls -l`
  * of 200,000 names then costs 200 round trips, not one per name.
  */
-export const LOOKUP_WINDOW_ENTRIES = LIST_PAGE_ENTRIES
+const LOOKUP_WINDOW_ENTRIES = LIST_PAGE_ENTRIES
 /** Large directories remembered for windowed lookups. */
 const MAX_BIG_DIRS = 256
 /** A large directory's lookup misses ask for windows (see HissFuseFs.bigDirs). */
 const WINDOWS = -1
 /** Stats in a row that must find their names before lookups there ask for windows again. */
 export const WINDOW_AFTER_FOUND = 4
+
+/** A listing entry's stat, without its name. */
+function statOf (e: DirEntry): FileStat {
+  const { name: _name, ...st } = e
+  return st
+}
 
 export class HissFuseFs {
   readonly attrs: AttrCache
@@ -283,30 +289,10 @@ export class HissFuseFs {
     if (hit !== undefined) return hit
     if (path !== '/') {
       const dir = parentOf(path)
-      // A large directory listed before (ls -l, find, rsync walk one after readdir): ask
-      // for the window of names from this one on, which answers the lookups that follow
-      // in name order, and this one too, present or absent, as freshly as a stat would.
-      // While the names looked up are absent (files being created there), a window is
-      // wasted on each: plain stats then, until WINDOW_AFTER_FOUND in a row find their
-      // names (so that a mix of present and absent names stays with stats).
       const big = this.bigDirs.get(dir)
-      if (big === WINDOWS) {
-        const found = await this.lookupWindow(dir, nameOf(path))
-        if (found === 'absent') {
-          if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 0)
-          throw HissError.ENOENT(path)
-        }
-        if (found !== undefined) return found
-      } else if (big !== undefined) {
-        let st: FileStat
-        try {
-          st = await this.statInto(path)
-        } catch (err) {
-          if (this.bigDirs.has(dir)) this.bigDirs.set(dir, 0)
-          throw err
-        }
-        if (this.bigDirs.has(dir)) this.bigDirs.set(dir, big + 1 >= WINDOW_AFTER_FOUND ? WINDOWS : big + 1)
-        return st
+      if (big !== undefined) {
+        const st = await this.lookupInLargeDir(path, dir, big)
+        if (st !== undefined) return st
       }
       // A small directory listed before: list it again, which answers this lookup and
       // those of its other entries that usually follow. A listing this lookup asked for
@@ -361,6 +347,35 @@ export class HissFuseFs {
   }
 
   /**
+   * A lookup miss in a large directory listed before (ls -l, find, rsync walk one after
+   * readdir): ask for the window of names from this one on, which answers the lookups
+   * that follow in name order, and this one too, present or absent, as freshly as a stat
+   * would. While the names looked up are absent (files being created there), a window is
+   * wasted on each: plain stats then, until WINDOW_AFTER_FOUND in a row find their names
+   * (so that a mix of present and absent names stays with stats). Undefined when the
+   * window could not be listed: the caller asks for the name itself.
+   */
+  private async lookupInLargeDir (path: string, dir: string, mode: number): Promise<FileStat | undefined> {
+    if (mode === WINDOWS) {
+      const found = await this.lookupWindow(dir, nameOf(path))
+      if (found !== 'absent') return found
+      this.setLargeDirMode(dir, 0)
+      throw HissError.ENOENT(path)
+    }
+    const st = await this.statInto(path).catch((err: unknown) => {
+      this.setLargeDirMode(dir, 0)
+      throw err
+    })
+    this.setLargeDirMode(dir, mode + 1 >= WINDOW_AFTER_FOUND ? WINDOWS : mode + 1)
+    return st
+  }
+
+  /** Unless a listing or a failed window dropped `dir` from bigDirs meanwhile. */
+  private setLargeDirMode (dir: string, mode: number): void {
+    if (this.bigDirs.has(dir)) this.bigDirs.set(dir, mode)
+  }
+
+  /**
    * A lookup miss in a large directory: fetch up to LOOKUP_WINDOW_ENTRIES entries from
    * `name` on into the attribute cache. The stat of `name`, 'absent' when the window
    * shows it is not there, or undefined when the listing failed (the caller then asks
@@ -376,14 +391,9 @@ export class HissFuseFs {
       this.bigDirs.delete(dir)
       return undefined
     }
-    let found: FileStat | undefined
-    for (const e of page.entries) {
-      const { name: n, ...st } = e
-      this.attrs.set(joinPath(dir, n), st, gen)
-      this.files.get(st.ino)?.remoteStatSeen(st)
-      if (n === name) found = st
-    }
-    return found ?? 'absent'
+    this.cacheEntries(dir, page.entries, gen)
+    const found = page.entries.find(e => e.name === name)
+    return found === undefined ? 'absent' : statOf(found)
   }
 
   /** Remember that `dir` is large (bounded, most recent last). */
@@ -401,12 +411,17 @@ export class HissFuseFs {
     const entries = await this.client.list(dir)
     this.noteBigDir(dir, entries.length)
     this.dirs.set(dir, entries.map(e => e.name), dirGen)
+    this.cacheEntries(dir, entries, gen)
+    return entries
+  }
+
+  /** A listing's entries into the attribute cache (unless something changed since `gen`), and to their open files. */
+  private cacheEntries (dir: string, entries: readonly DirEntry[], gen: number): void {
     for (const e of entries) {
-      const { name, ...st } = e
-      this.attrs.set(joinPath(dir, name), st, gen)
+      const st = statOf(e)
+      this.attrs.set(joinPath(dir, e.name), st, gen)
       this.files.get(st.ino)?.remoteStatSeen(st)
     }
-    return entries
   }
 
   /** A name was added or removed: its own entry and its directory's times are stale. */

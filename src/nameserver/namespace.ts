@@ -1,7 +1,7 @@
 // The namespace operations with POSIX semantics and permission checks, over the SQLite
 // store. Each mutation is one transaction; effects on the block map (blocks freed,
 // replication changed) are handed to the hooks only after the transaction committed.
-import type { BlockRef, DirEntry, FileStat, FileType, ListReply } from '../common/protocol.js'
+import { MAX_LIST_LIMIT, type BlockRef, type DirEntry, type FileStat, type FileType, type ListReply } from '../common/protocol.js'
 import { HissError } from '../common/errors.js'
 import { nowNs, splitPath } from '../common/paths.js'
 import type { Clock } from '../common/clock.js'
@@ -81,23 +81,20 @@ export class Namespace {
 
   /**
    * A directory's entries in name order: all of them (from `start` on), or with `limit`
-   * one page (see ListReply), asking SQLite for one row more than the page to learn
-   * whether more follow.
+   * one page (see ListReply) of at most MAX_LIST_LIMIT, whatever was asked. SQLite is
+   * asked for one row more than the page, to learn whether more follow.
    */
   listPage (path: string, who: Identity, page: { start?: { after: string } | { from: string } | undefined, limit?: number | undefined }): ListReply {
     const dir = this.lookup(path, who)
     if (dir.type !== 'dir') throw HissError.ENOTDIR(path)
     this.perms.require(dir, who, R, `read permission on ${path}`)
-    const entry = (row: InodeRow): DirEntry => ({ name: row.name, ...this.toStat(row) })
-    if (page.limit === undefined) {
-      // LIMIT -1 is SQLite's "no limit".
-      const rows = page.start === undefined ? this.store.children(dir.ino) : this.store.childrenPage(dir.ino, -1, page.start)
-      return { entries: rows.map(entry) }
-    }
-    const rows = this.store.childrenPage(dir.ino, page.limit + 1, page.start)
-    const more = rows.length > page.limit
+    const limit = page.limit === undefined ? undefined : Math.min(page.limit, MAX_LIST_LIMIT)
+    // LIMIT -1 is SQLite's "no limit".
+    const rows = this.store.childrenPage(dir.ino, limit === undefined ? -1 : limit + 1, page.start)
+    const more = limit !== undefined && rows.length > limit
     if (more) rows.pop()
-    return more ? { entries: rows.map(entry), more } : { entries: rows.map(entry) }
+    const entries = rows.map((row): DirEntry => ({ name: row.name, ...this.toStat(row) }))
+    return more ? { entries, more } : { entries }
   }
 
   readlink (path: string, who: Identity): string {

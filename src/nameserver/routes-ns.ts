@@ -4,7 +4,7 @@
 import type { Request, Router } from 'express'
 import { HissError } from '../common/errors.js'
 import { normalizePath, parentOf } from '../common/paths.js'
-import { MAX_LIST_LIMIT, type CreateReply, type DeleteReply, type ListReply } from '../common/protocol.js'
+import type { CreateReply, DeleteReply, ListReply } from '../common/protocol.js'
 import { jsonRouter, type JsonRoute } from '../common/http-server.js'
 import type { NameServerCore } from './core.js'
 import { clientHost, identityFrom } from './request-identity.js'
@@ -27,7 +27,7 @@ export function nsRoutes (core: NameServerCore): JsonRoute[] {
       const limit = q.limit === undefined ? undefined : Number(q.limit)
       if (limit === 0) throw HissError.BAD_REQUEST('limit must be at least 1')
       const start = q.after !== undefined ? { after: q.after } : q.from !== undefined ? { from: q.from } : undefined
-      return ns.listPage(normalizePath(q.path), identityFrom(req), { start, limit: limit === undefined ? undefined : Math.min(limit, MAX_LIST_LIMIT) })
+      return ns.listPage(normalizePath(q.path), identityFrom(req), { start, limit })
     }),
     get('/blocks', (req, query) => {
       const q = s.parse(s.blocksQuery, query)

@@ -94,7 +94,7 @@ export const unregisterBody = z.object({ id: dsId }).strict()
 const flag = z.enum(['0', '1', 'true', 'false']).optional()
 const digits = z.string().regex(/^\d{1,15}$/, 'expected a non-negative integer')
 export const pathQuery = z.object({ path }).strict()
-/** A listing page's start: a name (checked against the name rules by the namespace). */
+/** A listing page's start: only compared with the names (it need not exist nor be a valid name). */
 const startName = z.string().min(1).max(MAX_NAME_BYTES * 4)
 export const listQuery = z.object({ path, after: startName.optional(), from: startName.optional(), limit: digits.optional() }).strict()
 export const statQuery = z.object({ path, nofollow: flag }).strict()

@@ -11,8 +11,8 @@ import { lstat, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LIST_PAGE_ENTRIES } from '../../src/common/protocol.js'
 import { WINDOW_AFTER_FOUND } from '../../src/fuse/fuse-fs.js'
-import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, startMount } from '../helpers/mount.js'
-import { startCluster } from '../helpers/inprocess-cluster.js'
+import { FUSE_TEST_CONFIG as STABLE, MountLogCounter, fuseSkipReason, startMount, type Mount } from '../helpers/mount.js'
+import { startCluster, type Cluster } from '../helpers/inprocess-cluster.js'
 import { settleAll } from '../../src/common/settle-all.js'
 
 const N = LIST_PAGE_ENTRIES * 2 + 300
@@ -37,7 +37,7 @@ async function suite (t: Test): Promise<void> {
   }))
   const names = Array.from({ length: N }, (_v, i) => name(i))
 
-  await t.test('the client lists it a page at a time, every name once, in order', async t => {
+  await t.test('the client lists it: every name once, in order (in pages: see readdir below)', async t => {
     const listed = await cluster.client.list('/big')
     t.equal(listed.length, N)
     t.same(listed.map(e => e.name), names)
@@ -109,6 +109,22 @@ async function suite (t: Test): Promise<void> {
     t.equal(reqs['POST /v1/ns/create'], 5)
     t.same((await cluster.client.list('/big')).filter(e => e.name.startsWith('new')).map(e => e.size), [2, 2, 2, 2, 2])
   })
+
+  await t.test('a window that cannot be listed: the lookup asks for its name', async t => { await windowFails(t, cluster, a, log) })
+}
+
+
+async function windowFails (t: Test, cluster: Cluster, a: Mount, log: MountLogCounter): Promise<void> {
+  const big = join(a.dir, 'big')
+  await readdir(big) // listed again: lookup misses there ask for windows
+  await log.takeSettled(a.dir)
+  // The directory goes while this mount still holds its entry: the next lookup miss in it
+  // asks for a window, which fails, and then for the name itself.
+  await cluster.client.delete('/big', { recursive: true })
+  await t.rejects(lstat(join(big, 'never-looked-up')), { code: 'ENOENT' })
+  t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/list ENOENT': 1, 'GET /v1/ns/stat ENOENT': 1 }, 'the window fails, a stat answers')
+  await t.rejects(lstat(join(big, 'nor-this')), { code: 'ENOENT' })
+  t.same(await log.takeSettled(a.dir), { 'GET /v1/ns/stat ENOENT': 1 }, 'and the directory is no longer treated as large')
 }
 
 const skip = fuseSkipReason()

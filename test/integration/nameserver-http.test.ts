@@ -146,7 +146,7 @@ t.test('listing pages over HTTP: limit, after, from, more; bad paging input is r
   t.same((await c.get('/v1/ns/list?path=/big&from=n20&limit=2')).body.entries.map((e: { name: string }) => e.name), ['n20', 'n21'], 'from: inclusive')
   t.same((await c.get('/v1/ns/list?path=/big&after=n23')).body.entries.map((e: { name: string }) => e.name), ['n24'], 'after without limit: the rest')
   const capped = await c.get('/v1/ns/list?path=/big&limit=999999999')
-  t.equal(capped.body.entries.length, 25, 'a limit above the cap is cut to it, not refused')
+  t.equal(capped.body.entries.length, 25, 'a limit above the cap is accepted (and cut to it: list-pages.test)')
   for (const [what, q] of [
     ['limit 0', '&limit=0'],
     ['negative limit', '&limit=-1'],

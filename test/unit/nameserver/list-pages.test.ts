@@ -1,6 +1,7 @@
 // Directory listings in pages (GET /v1/ns/list with limit/after/from): every entry exactly
 // once, in the names' byte order, with `more` telling whether further names follow.
 import t from 'tap'
+import { MAX_LIST_LIMIT } from '../../../src/common/protocol.js'
 import { ROOT, makeCore } from './helpers.js'
 
 t.test('pages cover a directory exactly once, in byte order', async t => {
@@ -49,4 +50,18 @@ t.test('a page of an empty directory, and the errors of list', async t => {
   ns.create('/f', ROOT)
   t.throws(() => ns.listPage('/f', ROOT, { limit: 10 }), { code: 'ENOTDIR' })
   t.throws(() => ns.listPage('/missing', ROOT, { limit: 10 }), { code: 'ENOENT' })
+})
+
+t.test('a page is at most MAX_LIST_LIMIT entries, whatever limit was asked', async t => {
+  const { core } = makeCore(t)
+  const ns = core.ns
+  ns.mkdir('/many', ROOT)
+  for (let i = 0; i <= MAX_LIST_LIMIT; i++) ns.create(`/many/f${String(i).padStart(5, '0')}`, ROOT)
+  const page = ns.listPage('/many', ROOT, { limit: MAX_LIST_LIMIT * 100 })
+  t.equal(page.entries.length, MAX_LIST_LIMIT, 'cut to the cap')
+  t.equal(page.more, true, 'and says more follow')
+  const rest = ns.listPage('/many', ROOT, { limit: MAX_LIST_LIMIT * 100, start: { after: page.entries[MAX_LIST_LIMIT - 1]!.name } })
+  t.same(rest.entries.map(e => e.name), [`f${String(MAX_LIST_LIMIT).padStart(5, '0')}`], 'the next page holds the last one')
+  t.equal(rest.more, undefined)
+  t.equal(ns.listPage('/many', ROOT, {}).entries.length, MAX_LIST_LIMIT + 1, 'without limit: all of them')
 })
