@@ -7,8 +7,10 @@
 // and prints one line per workload. Root only (FUSE, allow_other, drop_caches).
 // Usage: node bench/mount-micro.mjs [reps]     env: REPL=1|3, KEEP=1 (leave temp dir),
 //        MOUNT_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (node flags for the mount),
-//        DS_ARGS (the same for the DataServers),
+//        DS_ARGS (the same for the DataServers), NS_ARGS (for the NameServer),
 //        ONLY=small,meta,tar   LOG=debug (mount log level)   NS_SYNC=full|normal (nameserver.sync)
+//        CPU=1: also print each process's CPU time (user+system, /proc/PID/stat) per item of
+//        each phase, summed over the reps: steadier than the rates on a shared machine
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs'
@@ -56,7 +58,7 @@ async function main () {
   const common = { 'nameserver.address': '127.0.0.1:0', 'cluster.secret': randomBytes(24).toString('hex'), replication: repl, 'safemode.extension.ms': 0, 'log.level': 'warn' }
   mkdirSync(join(base, 'ns'))
   writeFileSync(join(base, 'ns.json'), JSON.stringify({ ...common, 'nameserver.root.dir': join(base, 'ns'), ...(process.env.NS_SYNC ? { 'nameserver.sync': process.env.NS_SYNC } : {}) }))
-  const m = await startDaemon('nameserver', [cli, 'nameserver', '--config', join(base, 'ns.json')], /listening on (\S+):(\d+)/)
+  const m = await startDaemon('nameserver', [...(process.env.NS_ARGS ?? '').split(' ').filter(Boolean), cli, 'nameserver', '--config', join(base, 'ns.json')], /listening on (\S+):(\d+)/)
   common['nameserver.address'] = `127.0.0.1:${m[2]}`
   for (let i = 1; i <= 3; i++) {
     mkdirSync(join(base, `ds${i}`))
@@ -84,8 +86,14 @@ async function main () {
   const counts = []
   const logFile = join(base, 'mount.log')
   let logOff = 0
+  const cpu = {}
+  let cpuMark = cpuNow()
   const put = (k, v) => {
     (results[k] ??= []).push(v)
+    const now = cpuNow()
+    const used = (cpu[k] ??= {})
+    for (const [name, t] of Object.entries(now)) used[name] = (used[name] ?? 0) + t - (cpuMark[name] ?? 0)
+    cpuMark = cpuNow()
     if (process.env.LOG !== 'debug') return
     // Debug log: what each phase cost in FUSE ops, NameServer requests and block stores.
     const text = readFileSync(logFile, 'utf8').slice(logOff)
@@ -107,6 +115,7 @@ async function main () {
       const dir = join(mnt, `small-${rep}`)
       mkdirSync(dir)
       const files = Array.from({ length: 300 }, (_v, i) => content(i))
+      cpuMark = cpuNow()
       put('create files/s', 300 / timed(() => {
         for (let i = 0; i < 300; i++) {
           const fd = openSync(join(dir, `f${i}`), 'w')
@@ -114,31 +123,38 @@ async function main () {
         }
       }))
       dropCaches()
+      cpuMark = cpuNow()
       let lsOut
       put('ls -l s', timed(() => { lsOut = sh(`ls -l ${dir}`) }))
       const lines = lsOut.trim().split('\n').filter(l => l.startsWith('-'))
       if (lines.length !== 300 || lines.some(l => l.split(/\s+/)[4] !== '4096')) throw new Error('ls -l wrong')
       let bad = 0
+      cpuMark = cpuNow()
       put('read files/s', 300 / timed(() => {
         for (let i = 0; i < 300; i++) if (!readFileSync(join(dir, `f${i}`)).equals(files[i])) bad++
       }))
       if (bad) throw new Error(`${bad} files read back wrong`)
+      cpuMark = cpuNow()
       put('rm -r s', timed(() => sh(`rm -r ${dir}`)))
       if (existsSync(dir)) throw new Error('rm -r left the dir')
     }
     if (only.has('meta')) {
       const dir = join(mnt, `meta-${rep}`)
       mkdirSync(dir)
+      cpuMark = cpuNow()
       put('mkdir ops/s', 200 / timed(() => { for (let i = 0; i < 200; i++) mkdirSync(join(dir, `d${i}`)) }))
       dropCaches()
+      cpuMark = cpuNow()
       put('stat ops/s', 400 / timed(() => { for (let i = 0; i < 400; i++) if (!statSync(join(dir, `d${i % 200}`)).isDirectory()) throw new Error('not a dir') }))
       sh(`rm -rf ${dir}`)
     }
     if (only.has('tar')) {
       const dir = join(mnt, `tar-${rep}`)
       mkdirSync(dir)
+      cpuMark = cpuNow()
       put('tar xf s', timed(() => sh(`tar xf ${tarball} -C ${dir}`)))
       sh(`diff -r ${join(repo, 'node_modules/yaml')} ${join(dir, 'yaml')}`)
+      cpuMark = cpuNow()
       put('tar rm -r s', timed(() => sh(`rm -r ${dir}`)))
     }
   }
@@ -147,11 +163,36 @@ async function main () {
     console.log(`-- ${k}: per item (${per[k]})`)
     for (const [op, n] of Object.entries(c).sort((a, b) => b[1] - a[1])) console.log(`   ${op.padEnd(34)} ${(n / per[k]).toFixed(2)}`)
   }
+  if (process.env.CPU) {
+    for (const [k, c] of Object.entries(cpu)) {
+      const n = per[k] * reps
+      console.log(`-- ${k}: CPU us per item: ` + Object.entries(c).map(([name, t]) => `${name} ${Math.round(t * 1e6 / n)}`).join(', ') + `, all ${Math.round(Object.values(c).reduce((a, b) => a + b, 0) * 1e6 / n)}`)
+    }
+  }
   const fmt = v => v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(3)
   for (const [k, vs] of Object.entries(results)) {
     const s = [...vs].sort((a, b) => a - b)
     console.log(`${k.padEnd(16)} median ${fmt(s[Math.floor(s.length / 2)])}  (${vs.map(fmt).join(', ')})`)
   }
+}
+
+/** CPU seconds (user + system) so far of each daemon, of this process and of its finished children. */
+function cpuNow () {
+  const out = {}
+  const tick = 100 // USER_HZ on Linux
+  const fields = pid => { const t = readFileSync(`/proc/${pid}/stat`, 'utf8'); return t.slice(t.lastIndexOf(')') + 2).split(' ') }
+  for (const p of procs) {
+    try {
+      const f = fields(p.child.pid)
+      out[p.name] = (Number(f[11]) + Number(f[12])) / tick
+    } catch {}
+  }
+  const self = process.cpuUsage()
+  out.bench = (self.user + self.system) / 1e6
+  // The tools run through sh (ls, rm, tar, diff): children's time once they were waited for.
+  const f = fields('self')
+  out.tools = (Number(f[13]) + Number(f[14])) / tick
+  return out
 }
 
 async function stop () {
