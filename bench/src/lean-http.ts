@@ -12,6 +12,14 @@ import type { JsonReply } from './http-json.js'
 
 const HEADER_END = Buffer.from('\r\n\r\n')
 const MAX_HEADER_BYTES = 64 * 1024
+/**
+ * A connection idle longer than this is not reused but replaced, unless the server's
+ * `Keep-Alive: timeout=N` said how long it keeps one (then N - 1 s, as node:http's Agent
+ * does). The server closes an idle connection after its keep-alive timeout (5 s in
+ * node:http); a request written just then, or while this process was too busy to see the
+ * close, would find the connection gone ("connection closed before the reply").
+ */
+export const STALE_IDLE_MS = 4000
 
 interface Pending { resolve: (r: JsonReply) => void, reject: (e: Error) => void, what: string }
 
@@ -33,11 +41,23 @@ class LeanConnection {
   private bytes = 0
   private head: { status: number, length: number, bodyStart: number } | undefined
   private pending: Pending | undefined
+  /** When the last reply on this connection was complete (Date.now()). */
+  private idleSince = 0
+  /** How long this connection may stay idle and still be reused (see STALE_IDLE_MS). */
+  private reuseMs: number
 
-  constructor (private readonly host: string, private readonly port: number) {}
+  constructor (private readonly host: string, private readonly port: number, private readonly staleMs: number) {
+    this.reuseMs = staleMs
+  }
 
   request (raw: Buffer, what: string, timeoutMs: number): Promise<JsonReply> {
     if (this.pending !== undefined) return Promise.reject(new Error('lean-http: request while another is in flight'))
+    if (this.sock !== undefined && Date.now() - this.idleSince > this.reuseMs) {
+      // Its 'close' (if the server already sent one) finds another socket here and is ignored.
+      const stale = this.sock
+      this.sock = undefined
+      stale.destroy()
+    }
     return new Promise<JsonReply>((resolve, reject) => {
       this.pending = { resolve, reject, what }
       const s = this.sock ?? this.open()
@@ -72,31 +92,39 @@ class LeanConnection {
   private onData (c: Buffer): void {
     this.chunks.push(c)
     this.bytes += c.length
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes)
-    this.chunks = [all]
     if (this.head === undefined) {
-      const end = all.indexOf(HEADER_END)
+      // Joined only until the head is complete (at most MAX_HEADER_BYTES); the body's
+      // pieces are joined once, when the last one came: joining every piece on arrival
+      // copied a large reply (a listing of 200,000 names: 45 MB) quadratically.
+      const start = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes)
+      this.chunks = [start]
+      const end = start.indexOf(HEADER_END)
       if (end < 0) {
         if (this.bytes > MAX_HEADER_BYTES) this.fail(this.sock!, new Error('reply head too large'))
         return
       }
       try {
-        this.head = { ...parseHead(all.toString('latin1', 0, end)), bodyStart: end + 4 }
+        const headText = start.toString('latin1', 0, end)
+        this.head = { ...parseHead(headText), bodyStart: end + 4 }
+        const hint = /\r\nkeep-alive:[ \t]*timeout=(\d+)/i.exec(headText)
+        this.reuseMs = hint === null ? this.staleMs : Math.max(0, Math.min(this.staleMs, Number(hint[1]) * 1000 - 1000))
       } catch (err) {
         this.fail(this.sock!, err as Error)
         return
       }
     }
     const h = this.head
-    if (all.length < h.bodyStart + h.length) return
-    if (all.length > h.bodyStart + h.length) {
+    if (this.bytes < h.bodyStart + h.length) return
+    if (this.bytes > h.bodyStart + h.length) {
       this.fail(this.sock!, new Error('bytes after the reply (no request was pipelined)'))
       return
     }
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes)
     const text = all.toString('utf8', h.bodyStart)
     this.chunks = []
     this.bytes = 0
     this.head = undefined
+    this.idleSince = Date.now()
     const p = this.pending
     this.pending = undefined
     this.sock?.setTimeout(0)
@@ -116,12 +144,12 @@ export class LeanJsonHttp {
   private readonly all: LeanConnection[] = []
   private readonly fixedHeaders: string
 
-  constructor (address: string, connections: number, headers: Record<string, string> = {}, private readonly timeoutMs = 30000) {
+  constructor (address: string, connections: number, headers: Record<string, string> = {}, private readonly timeoutMs = 30000, staleMs = STALE_IDLE_MS) {
     const i = address.lastIndexOf(':')
     const host = address.slice(0, i)
     const port = Number(address.slice(i + 1))
     for (let n = 0; n < Math.max(1, connections); n++) {
-      const c = new LeanConnection(host, port)
+      const c = new LeanConnection(host, port, staleMs)
       this.all.push(c)
       this.free.push(c)
     }

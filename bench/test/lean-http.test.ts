@@ -1,10 +1,12 @@
 // The lean load-generator client against a real node:http server on 127.0.0.1: replies
 // matched to their requests across a pool, statuses and JSON bodies as sent, replies that
-// arrive in pieces, a keep-alive connection the server closed, and framing it refuses.
+// arrive in pieces, a keep-alive connection the server closed, one it is about to close
+// (idle too long), a large reply in many pieces, and framing it refuses.
 import t from 'tap'
 import http from 'node:http'
+import { spawn } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
-import { LeanJsonHttp, parseHead } from '../src/lean-http.js'
+import { LeanJsonHttp, STALE_IDLE_MS, parseHead } from '../src/lean-http.js'
 
 async function server (t: { teardown: (fn: () => unknown) => void }, handler: http.RequestListener, opts: http.ServerOptions = {}): Promise<string> {
   const s = http.createServer(opts, handler)
@@ -97,6 +99,72 @@ t.test('a keep-alive connection the server closed is reopened for the next reque
   await new Promise(resolve => setTimeout(resolve, 100))
   t.match(await c.ok('GET', '/two'), { url: '/two' })
   t.equal(connections, 2, 'a second connection was opened')
+})
+
+/**
+ * An HTTP server in a child process (so it runs while this process is blocked) that
+ * closes a connection once it has been idle for `idleMs`: node:http with that
+ * keepAliveTimeout, or (`hint: false`) a raw one whose replies carry no Keep-Alive header.
+ */
+async function closingServer (t: { teardown: (fn: () => unknown) => void }, idleMs: number, hint: boolean): Promise<{ address: string, connections: () => Promise<number> }> {
+  const script = hint
+    ? `const http = require('node:http'); let n = 0
+       const s = http.createServer((req, res) => { const b = JSON.stringify({ url: req.url, n }); res.writeHead(200, { 'content-type': 'application/json', 'content-length': b.length }); res.end(b) })
+       s.keepAliveTimeout = ${idleMs}; s.on('connection', () => { n++ })
+       s.listen(0, '127.0.0.1', () => { console.log(s.address().port) })`
+    : `const net = require('node:net'); let n = 0
+       const s = net.createServer(c => {
+         n++; let timer; const idle = () => { clearTimeout(timer); timer = setTimeout(() => c.end(), ${idleMs}) }; idle()
+         c.on('data', d => { const url = d.toString('latin1').split(' ')[1]; const b = JSON.stringify({ url, n }); c.write('HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: ' + b.length + '\\r\\n\\r\\n' + b); idle() })
+         c.on('error', () => {})
+       })
+       s.listen(0, '127.0.0.1', () => { console.log(s.address().port) })`
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => { resolve(d.toString().trim()) })
+    child.once('exit', code => { reject(new Error(`server exited ${code}`)) })
+  })
+  const address = `127.0.0.1:${port}`
+  return { address, connections: async () => ((await new LeanJsonHttp(address, 1).ok('GET', '/count')) as { n: number }).n - 1 }
+}
+
+/** Keep this process busy (no I/O callbacks run) for `ms`. */
+function blockFor (ms: number): void {
+  const end = Date.now() + ms
+  while (Date.now() < end) { /* busy */ }
+}
+
+t.test('a connection idle past the server\'s keep-alive timeout is replaced, not reused', async t => {
+  // The server closes the idle connection while this process is busy and cannot see the
+  // close; the next request, written at once, must not go out on it.
+  // node:http's server says `Keep-Alive: timeout=2` for 2.3 s: reused for up to 1 s. The
+  // raw server says nothing: reused for up to staleMs (200 ms).
+  for (const [hint, idleMs] of [[true, 2300], [false, 300]] as const) {
+    const srv = await closingServer(t, idleMs, hint)
+    const c = new LeanJsonHttp(srv.address, 1, {}, 5000, hint ? STALE_IDLE_MS : 200)
+    t.teardown(() => { c.close() })
+    t.match(await c.ok('GET', '/one'), { url: '/one' })
+    blockFor(idleMs + 400)
+    t.match(await c.ok('GET', '/two'), { url: '/two' }, `second request answered (${hint ? 'node:http, Keep-Alive hint' : 'no hint'})`)
+    t.match(await c.ok('GET', '/three'), { url: '/three' }, 'a request right after reuses the connection')
+    t.equal(await srv.connections(), 2, 'one connection for /one, a new one for /two and /three')
+  }
+})
+
+t.test('a large reply arriving in many pieces is read whole', async t => {
+  // 24 MiB of JSON: pieces of at most 64 KiB each, several hundred of them.
+  const names = Array.from({ length: 200000 }, (_, i) => `name-${String(i).padStart(8, '0')}-${'x'.repeat(100)}`)
+  const text = JSON.stringify({ entries: names })
+  const addr = await server(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    res.end(text)
+  })
+  const c = new LeanJsonHttp(addr, 1)
+  t.teardown(() => { c.close() })
+  const r = await c.ok('GET', '/big') as { entries: string[] }
+  t.equal(r.entries.length, names.length)
+  t.equal(r.entries[names.length - 1], names[names.length - 1])
 })
 
 t.test('replies it cannot frame are errors, never counted', async t => {
