@@ -67,6 +67,12 @@ export interface FileStat {
   /** Files only. */
   replication: number
   blockSize: number
+  /**
+   * Files only, when less than `size`: the bytes of the file's blocks other than blocks
+   * of zeros stored sparse (see BlockRef.zero). The mount's st_blocks (and so `du`) is
+   * counted from it. Absent: the same as `size`.
+   */
+  allocated?: number
   /** Symlinks only. */
   target?: string
 }
@@ -85,7 +91,13 @@ export interface ListReply {
   more?: boolean
 }
 
-export interface BlockRef { id: number, gen: number, length: number }
+/**
+ * A block of a file. `zero`: the block is `length` zero bytes stored sparse (written with
+ * HEADER_ZERO_LENGTH, as a hole in a file is): it holds no disk space, so it does not
+ * count in the file's `allocated` bytes. The NameServer takes the flag from the writer
+ * for the blocks it stores, and keeps it for the blocks a commit leaves unchanged.
+ */
+export interface BlockRef { id: number, gen: number, length: number, zero?: true }
 
 export interface DataServerRef { id: string, address: string }
 

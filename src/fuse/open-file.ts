@@ -165,8 +165,9 @@ function patchPieces (s: PatchSlot, off: number, n: number): Array<{ from: 'base
   return out
 }
 
+/** The BlockRef fields of a block (a LocatedBlock's too), its zero flag included. */
 function bareRef (r: BlockRef): BlockRef {
-  return { id: r.id, gen: r.gen, length: r.length }
+  return r.zero === true ? { id: r.id, gen: r.gen, length: r.length, zero: true } : { id: r.id, gen: r.gen, length: r.length }
 }
 
 export class OpenFile {
@@ -234,7 +235,9 @@ export class OpenFile {
   /** `stat` as this mount sees it: size and mtime from local state while writing. */
   localStat (stat: FileStat): FileStat {
     if (!this.hasLocalState) return stat
-    return { ...stat, size: this.sizeBytes, mtimeNs: this.mtimeNs, ...this.ownership }
+    // The NameServer's allocated bytes are of its content, not of this local one.
+    const { allocated: _committed, ...rest } = stat
+    return { ...rest, size: this.sizeBytes, mtimeNs: this.mtimeNs, ...this.ownership }
   }
 
   /** Owner and group as last seen here (a deferred chown included). */

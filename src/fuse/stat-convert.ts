@@ -24,8 +24,9 @@ export function toFuseStat (st: FileStat): Fuse.Stat {
     // fuse-native passes st_ino as 32 bits.
     ino: st.ino >>> 0,
     blksize: IO_BLOCK_BYTES,
-    // 512-byte units, as du expects: the logical size (replicas are not counted).
-    blocks: Math.ceil(size / 512),
+    // 512-byte units, as du expects: the file's bytes without its blocks of zeros stored
+    // sparse (FileStat.allocated); replicas are not counted.
+    blocks: Math.ceil((st.type === 'file' && st.allocated !== undefined ? st.allocated : size) / 512),
     atimeNs: st.atimeNs,
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,

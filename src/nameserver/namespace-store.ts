@@ -42,9 +42,18 @@ export interface InodeRow {
   replication: number
   block_size: number
   target: string | null
+  /** Files: bytes of the blocks that are not sparse zeros (BlockRef.zero); null when that is `size`. */
+  allocated?: number | null
 }
 
 export type NewInode = Omit<InodeRow, 'ino'>
+
+/** A row of the blocks table as read back (zero is 0 or 1). */
+interface BlockRow { id: number, gen: number, length: number, zero: number }
+
+function toBlockRef (r: BlockRow): BlockRef {
+  return r.zero === 0 ? { id: r.id, gen: r.gen, length: r.length } : { id: r.id, gen: r.gen, length: r.length, zero: true }
+}
 
 /** A referenced block with what the block map needs to judge its replicas. */
 export interface StoredBlock extends BlockRef { ino: number, replication: number }
@@ -65,12 +74,16 @@ export const DEFAULT_CACHE_ROWS = 65536
 
 /**
  * Bring a namespace written by an older version up to SCHEMA (CREATE TABLE IF NOT
- * EXISTS adds whole tables, not columns): block_updates gained owner and tried.
+ * EXISTS adds whole tables, not columns): block_updates gained owner and tried, blocks
+ * gained zero and inodes allocated (rows written before are dense: 0 and null).
  */
 function migrate (db: Database.Database): void {
-  const cols = new Set((db.prepare('PRAGMA table_info(block_updates)').all() as Array<{ name: string }>).map(c => c.name))
-  if (!cols.has('owner')) db.exec('ALTER TABLE block_updates ADD COLUMN owner TEXT')
-  if (!cols.has('tried')) db.exec('ALTER TABLE block_updates ADD COLUMN tried TEXT')
+  const columns = (table: string): Set<string> => new Set((db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map(c => c.name))
+  const updates = columns('block_updates')
+  if (!updates.has('owner')) db.exec('ALTER TABLE block_updates ADD COLUMN owner TEXT')
+  if (!updates.has('tried')) db.exec('ALTER TABLE block_updates ADD COLUMN tried TEXT')
+  if (!columns('blocks').has('zero')) db.exec('ALTER TABLE blocks ADD COLUMN zero INTEGER NOT NULL DEFAULT 0')
+  if (!columns('inodes').has('allocated')) db.exec('ALTER TABLE inodes ADD COLUMN allocated INTEGER')
 }
 
 /** A name never holds '/', so this key is unambiguous. */
@@ -95,6 +108,7 @@ CREATE TABLE IF NOT EXISTS inodes (
   replication INTEGER NOT NULL,
   block_size INTEGER NOT NULL,
   target TEXT,
+  allocated INTEGER,
   UNIQUE (parent, name)
 );
 CREATE INDEX IF NOT EXISTS inodes_parent_type ON inodes (parent, type);
@@ -104,6 +118,7 @@ CREATE TABLE IF NOT EXISTS blocks (
   id INTEGER NOT NULL UNIQUE,
   gen INTEGER NOT NULL,
   length INTEGER NOT NULL,
+  zero INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (ino, idx)
 );
 CREATE TABLE IF NOT EXISTS block_updates (
@@ -268,11 +283,11 @@ export class NamespaceStore {
       move: db.prepare<[number, string, string, number]>('UPDATE inodes SET parent = ?, name = ?, ctime = ? WHERE ino = ?'),
       setAttrs: db.prepare<[number, number, number, string, string, string, number]>('UPDATE inodes SET mode = ?, uid = ?, gid = ?, atime = ?, mtime = ?, ctime = ? WHERE ino = ?'),
       touchDir: db.prepare<[string, string, number]>('UPDATE inodes SET mtime = ?, ctime = ? WHERE ino = ?'),
-      setContent: db.prepare<[number, string, string, number]>('UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?'),
+      setContent: db.prepare<[number, number | null, string, string, number]>('UPDATE inodes SET size = ?, allocated = ?, mtime = ?, ctime = ? WHERE ino = ?'),
       setRep: db.prepare<[number, string, number]>('UPDATE inodes SET replication = ?, ctime = ? WHERE ino = ?'),
-      blocksOf: db.prepare<[number], BlockRef>('SELECT id, gen, length FROM blocks WHERE ino = ? ORDER BY idx'),
+      blocksOf: db.prepare<[number], BlockRow>('SELECT id, gen, length, zero FROM blocks WHERE ino = ? ORDER BY idx'),
       delBlocks: db.prepare<[number]>('DELETE FROM blocks WHERE ino = ?'),
-      addBlock: db.prepare<[number, number, number, number, number]>('INSERT INTO blocks (ino, idx, id, gen, length) VALUES (?, ?, ?, ?, ?)'),
+      addBlock: db.prepare<[number, number, number, number, number, number]>('INSERT INTO blocks (ino, idx, id, gen, length, zero) VALUES (?, ?, ?, ?, ?, ?)'),
       allBlocks: db.prepare<[], StoredBlock>('SELECT b.id, b.gen, b.length, b.ino, i.replication FROM blocks b JOIN inodes i ON i.ino = b.ino'),
       countType: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM inodes WHERE type = ?'),
       countAll: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inodes'),
@@ -644,7 +659,7 @@ export class NamespaceStore {
   /** Remove one inode and its block list; returns the blocks it referenced. */
   remove (ino: number): BlockRef[] {
     const row = this.get(ino)
-    const blocks = this.st.blocksOf.all(ino)
+    const blocks = this.blocksOf(ino)
     this.st.delBlocks.run(ino)
     this.st.del.run(ino)
     this.forget(ino)
@@ -683,14 +698,22 @@ export class NamespaceStore {
     this.patch(ino, { replication, ctime })
   }
 
-  blocksOf (ino: number): BlockRef[] { return this.st.blocksOf.all(ino) }
+  blocksOf (ino: number): BlockRef[] { return this.st.blocksOf.all(ino).map(toBlockRef) }
 
-  /** Replace a file's block list and size. */
+  /**
+   * Replace a file's block list and size. Its allocated bytes follow from the list: the
+   * blocks flagged `zero` are not counted.
+   */
   setContent (ino: number, blocks: readonly BlockRef[], size: number, mtime: string, ctime: string): void {
     this.st.delBlocks.run(ino)
-    blocks.forEach((b, idx) => { this.st.addBlock.run(ino, idx, b.id, b.gen, b.length) })
-    this.st.setContent.run(size, mtime, ctime, ino)
-    this.patch(ino, { size, mtime, ctime })
+    let zeros = 0
+    blocks.forEach((b, idx) => {
+      if (b.zero === true) zeros += b.length
+      this.st.addBlock.run(ino, idx, b.id, b.gen, b.length, b.zero === true ? 1 : 0)
+    })
+    const allocated = zeros === 0 ? null : Math.max(0, size - zeros)
+    this.st.setContent.run(size, allocated, mtime, ctime, ino)
+    this.patch(ino, { size, allocated, mtime, ctime })
   }
 
   /**

@@ -57,6 +57,7 @@ export class Namespace {
       blockSize: row.block_size,
     }
     if (row.type === 'symlink' && row.target !== null) st.target = row.target
+    if (row.allocated !== undefined && row.allocated !== null && row.allocated < row.size) st.allocated = row.allocated
     return st
   }
 

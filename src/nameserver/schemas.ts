@@ -59,7 +59,7 @@ export const writeOpenBody = z.object({
 export const addBlockBody = z.object({ writeId, exclude: z.array(z.string().max(300)).max(1000).optional() }).strict()
 export const commitBody = z.object({
   writeId,
-  blocks: z.array(z.object({ id: num, gen: num, length: blockLength }).strict()).max(1_000_000),
+  blocks: z.array(z.object({ id: num, gen: num, length: blockLength, zero: z.literal(true).optional() }).strict()).max(1_000_000),
   size: num,
   mtimeNs: timeNs.optional(),
   mode: mode.optional(),

@@ -208,7 +208,7 @@ export class WriteService {
         if (victim !== undefined) perms.requireSticky(parent, victim, s.who, `replacing ${s.path}`)
         if (victim !== undefined) freed = store.remove(victim.ino)
         const created = store.insert(ns.newRow(parent, r.name, 'file', s.mode, s.who, { replication: s.replication, block_size: s.blockSize }))
-        store.setContent(created.ino, req.blocks, req.size, mtime, now)
+        store.setContent(created.ino, this.withZeroFlags(s, req.blocks, []), req.size, mtime, now)
         this.applyOwnership(created.ino, req, s, now)
         store.touchDir(parent.ino, now)
         store.deleteAllocs(req.blocks.map(b => b.id))
@@ -225,7 +225,7 @@ export class WriteService {
       if (old !== undefined) {
         const oldBlocks = store.blocksOf(ino)
         row = store.transaction(() => {
-          store.setContent(ino, req.blocks, req.size, mtime, now)
+          store.setContent(ino, this.withZeroFlags(s, req.blocks, oldBlocks), req.size, mtime, now)
           this.applyOwnership(ino, req, s, now)
           store.deleteAllocs(req.blocks.map(b => b.id))
           patched = core.updates.committing(s, req)
@@ -279,6 +279,21 @@ export class WriteService {
       this.core.updates.sessionEnded(s.writeId)
       throw err
     }
+  }
+
+  /**
+   * A commit's block list with each block's zero flag (BlockRef.zero) as the NameServer
+   * decides it: a block the file already holds at this generation keeps its stored flag
+   * (whatever the writer says of it); a block this write stored takes the writer's; a
+   * patched block (a new generation of a block of the file) holds written bytes: none.
+   */
+  private withZeroFlags (s: WriteSession, blocks: readonly BlockRef[], current: readonly BlockRef[]): BlockRef[] {
+    const held = new Map(current.map(b => [b.id, b]))
+    return blocks.map(b => {
+      const old = held.get(b.id)
+      const zero = old !== undefined && old.gen === b.gen ? old.zero === true : s.allocated.get(b.id) === b.gen && b.zero === true
+      return zero ? { id: b.id, gen: b.gen, length: b.length, zero: true } : { id: b.id, gen: b.gen, length: b.length }
+    })
   }
 
   /** End a session: its lease goes, its uncommitted blocks become orphans. */

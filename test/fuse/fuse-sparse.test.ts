@@ -44,6 +44,10 @@ async function suite (t: Test): Promise<void> {
     const f = await cluster.client.fsck('/grown')
     t.equal(f.entries[0]!.blocks.length, 64, '64 blocks')
     t.ok(f.healthy && f.entries[0]!.blocks.every(b => b.replicas.filter(r => r.state === 'live').length === 3), 'each with three live replicas')
+    // Its blocks of zeros hold no space, and st_blocks (du) says so, as on a local disk.
+    t.equal((await shOk(`stat -c %b ${q(join(m.dir, 'grown'))}`)).trim(), '0', 'st_blocks 0')
+    t.equal((await shOk(`du -k ${q(join(m.dir, 'grown'))}`)).split('\t')[0], '0', 'du: 0 KiB')
+    t.equal((await cluster.client.stat('/grown')).allocated, 0, 'FileStat.allocated 0')
   })
 
   await t.test('writes into a hole and past the end, read back through the mount and the CLI', async t => {
@@ -51,9 +55,14 @@ async function suite (t: Test): Promise<void> {
     const src = q(join(local, 'src'))
     await both('grown', `dd if=${src} of="$F" bs=1000 count=300 seek=10000 conv=notrunc status=none`)
     await same(t, 'grown', 'after a write into the hole')
+    // Blocks of 1 MiB: the one holding the write is counted whole, the rest of the hole not.
+    t.equal(Number((await shOk(`stat -c %b ${q(join(m.dir, 'grown'))}`)).trim()), MiB / 512, 'st_blocks: the block written into')
     await both('past', `printf start > "$F" && dd if=${src} of="$F" bs=4096 count=10 seek=5000 conv=notrunc status=none`)
     t.equal((await shOk(`stat -c %s ${q(join(m.dir, 'past'))}`)).trim(), String(5010 * 4096), 'a write past the end sets the size')
     await same(t, 'past', 'after a write 20 MB past the end')
+    // The first block (with "start") and the last one (with the write) are stored, the 18
+    // blocks of the hole between them are zeros: 1 MiB + 598,016 bytes, not 20 MB.
+    t.equal(Number((await shOk(`stat -c %b ${q(join(m.dir, 'past'))}`)).trim()), (MiB + (5010 * 4096 - 19 * MiB)) / 512, 'st_blocks of a file with a hole in the middle')
     await both('shrunk', `cp ${src} "$F" && truncate -s 100000 "$F" && truncate -s 5M "$F"`)
     await same(t, 'shrunk', 'shrunk and grown again (the cut tail reads as zeros)')
     const viaCli = join(local, 'via-cli')

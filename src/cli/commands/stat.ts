@@ -16,6 +16,7 @@ export function describeStat (path: string, st: FileStat): string[] {
     `  Type: ${st.type === 'dir' ? 'directory' : st.type === 'symlink' ? 'symbolic link' : 'regular file'}`,
     `  Size: ${st.size}`,
   ]
+  if (st.allocated !== undefined) lines.push(`Allocated: ${st.allocated}  (its blocks of zeros are stored sparse)`)
   if (st.type === 'file') lines.push(`Blocks: ${blocks}  Block size: ${st.blockSize}  Replication: ${st.replication}`)
   lines.push(
     ` Inode: ${st.ino}  Links: ${st.nlink}`,

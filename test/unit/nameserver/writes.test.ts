@@ -1,6 +1,10 @@
 import t from 'tap'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { verifyBlockToken } from '../../../src/common/auth.js'
 import { HissError } from '../../../src/common/errors.js'
+import type { BlockRef } from '../../../src/common/protocol.js'
+import { DB_FILE } from '../../../src/nameserver/namespace-store.js'
 import { ALICE, BOB, FakeDs, ROOT, SECRET, cluster, deletesIn, makeCore, writeFile } from './helpers.js'
 
 t.test('a create is invisible until its commit, then has its blocks', async t => {
@@ -319,4 +323,69 @@ t.test('a session whose record cannot be stored (full disk) is not left holding 
   const other = core.writes.open({ path: '/f', clientId: 'c2', create: true }, ROOT)
   t.ok(other.writeId, 'another client can open the file: no lease was left behind')
   t.same(core.store.storedSessions().map(s => s.writeId), [other.writeId], 'only the stored session is on disk')
+})
+
+t.test('blocks of zeros stored sparse: not counted in allocated; the NameServer keeps the flag', async t => {
+  const dir = t.testdir()
+  const { core } = makeCore(t, {}, dir)
+  const dss = cluster(core, 2)
+  /** Store one block of `length` in session `writeId`; `zero`: as the writer flags it. */
+  const store = (writeId: string, length: number, zero = false): BlockRef => {
+    const add = core.writes.addBlock(writeId)
+    for (const tg of add.targets) dss.find(d => d.id === tg.id)!.received([add.block.id, add.block.gen, length])
+    return zero ? { id: add.block.id, gen: add.block.gen, length, zero: true } : { id: add.block.id, gen: add.block.gen, length }
+  }
+  const open = core.writes.open({ path: '/sparse', clientId: 'c1', create: true }, ROOT)
+  const hole = store(open.writeId, 1000, true)
+  const data = store(open.writeId, 500)
+  const tail = store(open.writeId, 300, true)
+  const st = await core.writes.commit({ writeId: open.writeId, blocks: [hole, data, tail], size: 1800 })
+  t.equal(st.size, 1800)
+  t.equal(st.allocated, 500, 'only the data block is allocated')
+  t.same(core.store.blocksOf(st.ino), [hole, data, tail], 'the flags are stored with the blocks')
+
+  // A later writer keeps the blocks but says nothing of zeros, and claims the data block
+  // is zeros: the stored flags stand.
+  const again = core.writes.open({ path: '/sparse', clientId: 'c1' }, ROOT)
+  const bare = (b: BlockRef): BlockRef => ({ id: b.id, gen: b.gen, length: b.length })
+  const st2 = await core.writes.commit({ writeId: again.writeId, blocks: [bare(hole), { ...bare(data), zero: true }, bare(tail)], size: 1800 })
+  t.equal(st2.allocated, 500, 'flags of unchanged blocks are the stored ones')
+
+  // The hole filled with data (a new block in its place): counted.
+  const fill = core.writes.open({ path: '/sparse', clientId: 'c1' }, ROOT)
+  const filled = store(fill.writeId, 1000)
+  const st3 = await core.writes.commit({ writeId: fill.writeId, blocks: [filled, data, tail], size: 1800 })
+  t.equal(st3.allocated, 1500)
+  t.equal(core.ns.stat('/sparse', ROOT).allocated, 1500, 'stat says the same')
+
+  // No zeros left: allocated is absent (the same as size).
+  const dense = core.writes.open({ path: '/sparse', clientId: 'c1' }, ROOT)
+  const st4 = await core.writes.commit({ writeId: dense.writeId, blocks: [filled, data], size: 1500 })
+  t.equal(st4.allocated, undefined)
+  t.equal(core.ns.list('/', ROOT).find(e => e.name === 'sparse')?.allocated, undefined, 'nor in a listing')
+
+  // Flags and allocated bytes survive a restart.
+  const more = core.writes.open({ path: '/sparse', clientId: 'c1' }, ROOT)
+  const z = store(more.writeId, 700, true)
+  await core.writes.commit({ writeId: more.writeId, blocks: [filled, data, z], size: 2200 })
+  core.close()
+  const after = makeCore(t, {}, dir)
+  t.equal(after.core.ns.stat('/sparse', ROOT).allocated, 1500, 'after a restart')
+  t.same(after.core.store.blocksOf(after.core.ns.stat('/sparse', ROOT).ino).map(b => b.zero === true), [false, false, true])
+})
+
+t.test('a namespace written before blocks had a zero flag opens, and its files count as dense', async t => {
+  const dir = t.testdir()
+  const first = makeCore(t, {}, dir)
+  await writeFile(first.core, cluster(first.core, 2), '/old', [100, 50])
+  first.core.close()
+  // Take the columns away again, as an older version left the database.
+  const db = new Database(join(dir, DB_FILE))
+  db.exec('ALTER TABLE blocks DROP COLUMN zero; ALTER TABLE inodes DROP COLUMN allocated')
+  db.close()
+  const { core } = makeCore(t, {}, dir)
+  const st = core.ns.stat('/old', ROOT)
+  t.equal(st.size, 150)
+  t.equal(st.allocated, undefined, 'dense')
+  t.same(core.store.blocksOf(st.ino).map(b => b.zero), [undefined, undefined])
 })
