@@ -122,7 +122,8 @@ export interface LocatedBlock extends BlockRef {
 //                                      -> BlocksReply  (read plan; ino works for open files after rename)
 // GET  /v1/ns/readlink?path=P          -> { target }
 // GET  /v1/ns/statfs                   -> StatfsReply
-// GET  /v1/ns/du?path=P                -> { files, dirs, bytes, spaceConsumed }
+// GET  /v1/ns/du?path=P                -> { files, dirs, bytes, spaceConsumed }  (bytes: sizes; spaceConsumed:
+//                                         allocated bytes (FileStat.allocated) times replication)
 // POST /v1/ns/mkdir    MkdirRequest    -> { stat }
 // POST /v1/ns/create   CreateRequest   -> CreateReply { stat[, write, block] }   (empty file, visible at once: FUSE create / touch)
 // POST /v1/ns/delete   DeleteRequest   -> DeleteReply { deleted: true[, parent] }

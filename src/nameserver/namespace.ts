@@ -366,7 +366,8 @@ export class Namespace {
       } else if (n.type === 'file') {
         out.files++
         out.bytes += n.size
-        out.spaceConsumed += n.size * n.replication
+        // Disk held by the replicas: blocks of zeros are stored sparse (FileStat.allocated).
+        out.spaceConsumed += (n.allocated ?? n.size) * n.replication
       }
     }
     walk(node)

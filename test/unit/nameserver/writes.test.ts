@@ -357,6 +357,7 @@ t.test('blocks of zeros stored sparse: not counted in allocated; the NameServer 
   const st3 = await core.writes.commit({ writeId: fill.writeId, blocks: [filled, data, tail], size: 1800 })
   t.equal(st3.allocated, 1500)
   t.equal(core.ns.stat('/sparse', ROOT).allocated, 1500, 'stat says the same')
+  t.same(core.ns.du('/sparse', ROOT), { files: 1, dirs: 0, bytes: 1800, spaceConsumed: 1500 * st3.replication }, 'du: sizes, and the disk the replicas hold')
 
   // No zeros left: allocated is absent (the same as size).
   const dense = core.writes.open({ path: '/sparse', clientId: 'c1' }, ROOT)
