@@ -101,7 +101,10 @@ export interface BlockRef { id: number, gen: number, length: number, zero?: true
 
 export interface DataServerRef { id: string, address: string }
 
-/** A block of a file with where to read it, as handed to clients. */
+/**
+ * A block of a file with where to read it, as handed to clients. Read plans do not set
+ * `zero`: a block of zeros is read from its replicas like any other.
+ */
 export interface LocatedBlock extends BlockRef {
   /** Byte offset of this block within the file. */
   offset: number
