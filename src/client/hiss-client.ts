@@ -18,6 +18,7 @@ import { LeaseRenewer } from './lease-renewer.js'
 import { NameServerClient, type DuReply, type InodeTarget } from './nameserver-client.js'
 import { ReplicaHealth } from './replica-health.js'
 import { HissWriteSession } from './write-session.js'
+import { zeroPieces, zeroStream } from './zero-block.js'
 import type { HissFs, Identity, PutOptions, ReadOptions, WriteGrant } from './types.js'
 
 export interface CreateClientOptions {
@@ -134,6 +135,7 @@ export class HissClient implements HissFs {
   }
 
   readBlock (block: LocatedBlock, offset: number, length: number, opts: BlockReadOptions = {}): Readable {
+    if (block.zero === true) return zeroStream(length)
     return new BlockReadStream({ http: this.http, ns: this.ns, clock: this.clock, log: this.log, retryMs: this.cfg['client.retry.ms'], health: this.health }, block, offset, length, opts)
   }
 
@@ -146,6 +148,10 @@ export class HissClient implements HissFs {
    * replicas, as for every other reader.
    */
   async readBlockInto (block: LocatedBlock, offset: number, length: number, sink: (bytes: Buffer) => void, opts: BlockReadOptions = {}): Promise<void> {
+    if (block.zero === true) {
+      for (const piece of zeroPieces(length)) sink(piece)
+      return
+    }
     let done = 0
     let sinkErr: { err: unknown } | undefined
     const take = (bytes: Buffer): void => {

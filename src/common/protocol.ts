@@ -102,8 +102,9 @@ export interface BlockRef { id: number, gen: number, length: number, zero?: true
 export interface DataServerRef { id: string, address: string }
 
 /**
- * A block of a file with where to read it, as handed to clients. Read plans do not set
- * `zero`: a block of zeros is read from its replicas like any other.
+ * A block of a file with where to read it, as handed to clients. With `zero` (a block
+ * of zeros stored sparse) a client makes the zeros itself and reads no replica
+ * (src/client/zero-block.ts); the locations and token are there all the same.
  */
 export interface LocatedBlock extends BlockRef {
   /** Byte offset of this block within the file. */

@@ -271,7 +271,9 @@ export class NameServerCore {
       const start = offset
       offset += b.length
       if (range !== undefined && (start + b.length <= range.offset || start >= range.offset + range.length)) continue
-      out.push({ id: b.id, gen: b.gen, length: b.length, offset: start, locations: this.locations(b.id, clientHost), token: this.signToken(b, 'r') })
+      const located: LocatedBlock = { id: b.id, gen: b.gen, length: b.length, offset: start, locations: this.locations(b.id, clientHost), token: this.signToken(b, 'r') }
+      if (b.zero === true) located.zero = true
+      out.push(located)
     }
     return out
   }

@@ -69,6 +69,18 @@ async function suite (t: Test): Promise<void> {
     const r = await sh(`node ${q(join(process.cwd(), 'dist/src/cli/main.js'))} --config ${q(m.configFile)} cat /past > ${q(viaCli)} && cmp ${q(viaCli)} ${q(join(local, 'past'))}`, { timeoutMs: 120_000 })
     t.equal(r.code, 0, `hissdfs cat reads the same bytes ${r.stderr}`)
   })
+
+  await t.test('blocks of zeros are read without the DataServers', async t => {
+    await both('holes', 'truncate -s 8M "$F"')
+    const plan = await cluster.client.getBlocks({ path: '/holes' })
+    t.ok(plan.blocks.length === 8 && plan.blocks.every(b => b.zero === true), 'the read plan says each block is zeros')
+    // Every DataServer gone: nothing else could give these bytes.
+    for (let i = 0; i < cluster.dataServers.length; i++) await cluster.stopDataServer(i)
+    const out = join(local, 'holes-via-cli')
+    const r = await sh(`node ${q(join(process.cwd(), 'dist/src/cli/main.js'))} --config ${q(m.configFile)} cat /holes > ${q(out)} && cmp ${q(out)} ${q(join(local, 'holes'))}`, { timeoutMs: 120_000 })
+    t.equal(r.code, 0, `hissdfs cat gives the 8 MiB of zeros ${r.stderr}`)
+    await same(t, 'holes', 'and so does the mount')
+  })
 }
 
 const skip = fuseSkipReason()

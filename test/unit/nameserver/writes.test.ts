@@ -343,6 +343,7 @@ t.test('blocks of zeros stored sparse: not counted in allocated; the NameServer 
   t.equal(st.size, 1800)
   t.equal(st.allocated, 500, 'only the data block is allocated')
   t.same(core.store.blocksOf(st.ino), [hole, data, tail], 'the flags are stored with the blocks')
+  t.same(core.readPlan({ path: '/sparse' }, ROOT).blocks.map(b => b.zero === true), [true, false, true], 'and handed to readers')
 
   // A later writer keeps the blocks but says nothing of zeros, and claims the data block
   // is zeros: the stored flags stand.
