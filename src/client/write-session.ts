@@ -13,6 +13,7 @@ import type { HttpClient } from './http.js'
 import type { LeaseRenewer } from './lease-renewer.js'
 import type { NameServerClient } from './nameserver-client.js'
 import type { StoreOptions, WriteSession } from './types.js'
+import { bareBlockRef, blockRef } from '../common/block-ref.js'
 
 /** Pipelines tried per block before giving up. */
 export const MAX_BLOCK_ATTEMPTS = 3
@@ -120,10 +121,8 @@ export class HissWriteSession implements WriteSession {
           ? await sendZeroBlock(this.d.http, alloc, src.zeros)
           : await sendBlock(this.d.http, alloc, src.body, src.length, src.onSent)
         this.d.log.debug('block stored', { id: reply.id, length: reply.length, stored: reply.stored.length, ms: +(performance.now() - t0).toFixed(2) })
-        if (reply.stored.length >= minStored) {
-          // A block of zeros is flagged for the commit: it holds no space (BlockRef.zero).
-          return src.zeros !== undefined ? { id: reply.id, gen: reply.gen, length: reply.length, zero: true } : { id: reply.id, gen: reply.gen, length: reply.length }
-        }
+        // A block of zeros is flagged for the commit: it holds no space (BlockRef.zero).
+        if (reply.stored.length >= minStored) return blockRef(reply.id, reply.gen, reply.length, src.zeros !== undefined)
         const failed = reply.failed.length > 0 ? reply.failed : alloc.targets.map(t => t.id).filter(id => !reply.stored.includes(id))
         for (const id of failed) exclude.add(id)
         lastErr = HissError.from('NO_DATASERVERS', `block ${alloc.block.id} reached ${reply.stored.length} of ${minStored} required replicas`)
@@ -150,7 +149,7 @@ export class HissWriteSession implements WriteSession {
   async commit (blocks: BlockRef[], opts: { mtimeNs?: string, mode?: number, uid?: number, gid?: number, keepOpen?: boolean } = {}): Promise<FileStat> {
     this.assertOpen()
     // Only the BlockRef fields go on the wire (callers may pass LocatedBlocks).
-    const refs = blocks.map((b): BlockRef => b.zero === true ? { id: b.id, gen: b.gen, length: b.length, zero: true } : { id: b.id, gen: b.gen, length: b.length })
+    const refs = blocks.map(bareBlockRef)
     const size = refs.reduce((s, b) => s + b.length, 0)
     const stat = await this.d.ns.commit({
       writeId: this.writeId,

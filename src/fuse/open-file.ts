@@ -33,6 +33,7 @@ import { Mutex } from './mutex.js'
 import { settleAll } from '../common/settle-all.js'
 import { DirtyRanges, patchLimits, rangeSource } from './patch-ranges.js'
 import type { Spool, SpoolFile } from './spool.js'
+import { bareBlockRef } from '../common/block-ref.js'
 
 /** How far (bytes) a streaming upload may lag behind the writer before write() waits. */
 export const MAX_UPLOAD_LAG_BYTES = 4 * 1024 * 1024
@@ -163,11 +164,6 @@ function patchPieces (s: PatchSlot, off: number, n: number): Array<{ from: 'base
   }
   if (end > p) unchanged(p, end)
   return out
-}
-
-/** The BlockRef fields of a block (a LocatedBlock's too), its zero flag included. */
-function bareRef (r: BlockRef): BlockRef {
-  return r.zero === true ? { id: r.id, gen: r.gen, length: r.length, zero: true } : { id: r.id, gen: r.gen, length: r.length }
 }
 
 export class OpenFile {
@@ -898,7 +894,7 @@ export class OpenFile {
         await this.patchToLocal(s)
         continue
       }
-      this.slots[at] = { kind: 'stored', ref: bareRef(patched), located: patched }
+      this.slots[at] = { kind: 'stored', ref: bareBlockRef(patched), located: patched }
       this.deps.cache.dropBlock(s.ref)
       s.spool.discard()
     }
@@ -919,7 +915,7 @@ export class OpenFile {
       if (up.aborted || slot.upload !== up) return
       const at = this.slots.indexOf(slot)
       if (at < 0 || ref.length !== slot.length) { slot.upload = undefined; return }
-      this.slots[at] = { kind: 'stored', ref: bareRef(ref) }
+      this.slots[at] = { kind: 'stored', ref: bareBlockRef(ref) }
       const data = up.takeRetained()
       if (data !== undefined) this.deps.cache.seed(ref, data)
       if (slot.kind === 'local') slot.spool.discard()
@@ -1007,7 +1003,7 @@ export class OpenFile {
     let total = 0
     for (const s of this.slots) {
       if (s.kind !== 'base' && s.kind !== 'stored') throw HissError.EIO('block left unuploaded')
-      blocks.push(bareRef(s.ref))
+      blocks.push(bareBlockRef(s.ref))
       total += s.ref.length
     }
     if (total !== this.sizeBytes) throw HissError.EIO(`block list holds ${total} bytes, file is ${this.sizeBytes}`)
@@ -1090,7 +1086,7 @@ export class OpenFile {
       if (s.kind === 'base' && !keep.has(`${s.ref.id}:${s.ref.gen}`)) this.deps.cache.dropBlock(s.ref)
       else this.dropSlot(s)
     }
-    this.slots = blocks.map(b => ({ kind: 'base', ref: bareRef(b), located: b }))
+    this.slots = blocks.map(b => ({ kind: 'base', ref: bareBlockRef(b), located: b }))
     this.reindex()
     this.sizeBytes = this.slots.reduce((n, s) => n + slotLength(s), 0)
     this.loaded = true

@@ -26,7 +26,7 @@ export function toFuseStat (st: FileStat): Fuse.Stat {
     blksize: IO_BLOCK_BYTES,
     // 512-byte units, as du expects: the file's bytes without its blocks of zeros stored
     // sparse (FileStat.allocated); replicas are not counted.
-    blocks: Math.ceil((st.type === 'file' && st.allocated !== undefined ? st.allocated : size) / 512),
+    blocks: Math.ceil((st.allocated ?? size) / 512),
     atimeNs: st.atimeNs,
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,

@@ -24,6 +24,7 @@ import { WriteService } from './write-service.js'
 import { DataServerService } from './ds-service.js'
 import { BlockUpdates } from './block-updates.js'
 import { repeat } from './loops.js'
+import { bareBlockRef } from '../common/block-ref.js'
 
 export interface CoreDeps {
   clock: Clock
@@ -271,9 +272,7 @@ export class NameServerCore {
       const start = offset
       offset += b.length
       if (range !== undefined && (start + b.length <= range.offset || start >= range.offset + range.length)) continue
-      const located: LocatedBlock = { id: b.id, gen: b.gen, length: b.length, offset: start, locations: this.locations(b.id, clientHost), token: this.signToken(b, 'r') }
-      if (b.zero === true) located.zero = true
-      out.push(located)
+      out.push({ ...bareBlockRef(b), offset: start, locations: this.locations(b.id, clientHost), token: this.signToken(b, 'r') })
     }
     return out
   }

@@ -23,6 +23,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { BlockRef, FileType } from '../common/protocol.js'
 import { HissError, fromNodeError } from '../common/errors.js'
+import { blockRef } from '../common/block-ref.js'
 
 export const ROOT_INO = 1
 export const DB_FILE = 'namespace.db'
@@ -42,7 +43,10 @@ export interface InodeRow {
   replication: number
   block_size: number
   target: string | null
-  /** Files: bytes of the blocks that are not sparse zeros (BlockRef.zero); null when that is `size`. */
+  /**
+   * Files: bytes of the blocks that are not sparse zeros (BlockRef.zero); null when that
+   * is `size`. Derivable from the block rows, kept here so that a stat reads none.
+   */
   allocated?: number | null
 }
 
@@ -51,9 +55,7 @@ export type NewInode = Omit<InodeRow, 'ino'>
 /** A row of the blocks table as read back (zero is 0 or 1). */
 interface BlockRow { id: number, gen: number, length: number, zero: number }
 
-function toBlockRef (r: BlockRow): BlockRef {
-  return r.zero === 0 ? { id: r.id, gen: r.gen, length: r.length } : { id: r.id, gen: r.gen, length: r.length, zero: true }
-}
+function toBlockRef (r: BlockRow): BlockRef { return blockRef(r.id, r.gen, r.length, r.zero !== 0) }
 
 /** A referenced block with what the block map needs to judge its replicas. */
 export interface StoredBlock extends BlockRef { ino: number, replication: number }

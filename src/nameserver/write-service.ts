@@ -10,6 +10,7 @@ import { DEFAULT_FILE_MODE } from './namespace.js'
 import { W, X, type Identity } from './permissions.js'
 import { chooseTargets } from './placement.js'
 import { inoKey, pathKey, sessionState, type WriteSession } from './write-sessions.js'
+import { blockRef } from '../common/block-ref.js'
 
 export interface OpenInput {
   path?: string | undefined
@@ -292,7 +293,7 @@ export class WriteService {
     return blocks.map(b => {
       const old = held.get(b.id)
       const zero = old !== undefined && old.gen === b.gen ? old.zero === true : s.allocated.get(b.id) === b.gen && b.zero === true
-      return zero ? { id: b.id, gen: b.gen, length: b.length, zero: true } : { id: b.id, gen: b.gen, length: b.length }
+      return blockRef(b.id, b.gen, b.length, zero)
     })
   }
 
