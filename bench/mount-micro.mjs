@@ -44,7 +44,17 @@ function startDaemon (name, args, re) {
 }
 
 function dropCaches () { execFileSync('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']) }
-function timed (fn) { const t0 = process.hrtime.bigint(); fn(); return Number(process.hrtime.bigint() - t0) / 1e9 }
+/** CPU seconds each process used during the last timed() call (see cpuNow). */
+let lastCpu = {}
+/** Seconds `fn` took; its CPU per process goes to lastCpu (read outside the timed span). */
+function timed (fn) {
+  const c0 = cpuNow()
+  const t0 = process.hrtime.bigint()
+  fn()
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  lastCpu = Object.fromEntries(Object.entries(cpuNow()).map(([name, t]) => [name, t - (c0[name] ?? 0)]))
+  return seconds
+}
 function sh (cmd) { return execFileSync('bash', ['-c', cmd], { maxBuffer: 1 << 26 }).toString() }
 
 function content (i) {
@@ -87,13 +97,10 @@ async function main () {
   const logFile = join(base, 'mount.log')
   let logOff = 0
   const cpu = {}
-  let cpuMark = cpuNow()
   const put = (k, v) => {
     (results[k] ??= []).push(v)
-    const now = cpuNow()
     const used = (cpu[k] ??= {})
-    for (const [name, t] of Object.entries(now)) used[name] = (used[name] ?? 0) + t - (cpuMark[name] ?? 0)
-    cpuMark = cpuNow()
+    for (const [name, t] of Object.entries(lastCpu)) used[name] = (used[name] ?? 0) + t
     if (process.env.LOG !== 'debug') return
     // Debug log: what each phase cost in FUSE ops, NameServer requests and block stores.
     const text = readFileSync(logFile, 'utf8').slice(logOff)
@@ -115,7 +122,6 @@ async function main () {
       const dir = join(mnt, `small-${rep}`)
       mkdirSync(dir)
       const files = Array.from({ length: 300 }, (_v, i) => content(i))
-      cpuMark = cpuNow()
       put('create files/s', 300 / timed(() => {
         for (let i = 0; i < 300; i++) {
           const fd = openSync(join(dir, `f${i}`), 'w')
@@ -123,38 +129,31 @@ async function main () {
         }
       }))
       dropCaches()
-      cpuMark = cpuNow()
       let lsOut
       put('ls -l s', timed(() => { lsOut = sh(`ls -l ${dir}`) }))
       const lines = lsOut.trim().split('\n').filter(l => l.startsWith('-'))
       if (lines.length !== 300 || lines.some(l => l.split(/\s+/)[4] !== '4096')) throw new Error('ls -l wrong')
       let bad = 0
-      cpuMark = cpuNow()
       put('read files/s', 300 / timed(() => {
         for (let i = 0; i < 300; i++) if (!readFileSync(join(dir, `f${i}`)).equals(files[i])) bad++
       }))
       if (bad) throw new Error(`${bad} files read back wrong`)
-      cpuMark = cpuNow()
       put('rm -r s', timed(() => sh(`rm -r ${dir}`)))
       if (existsSync(dir)) throw new Error('rm -r left the dir')
     }
     if (only.has('meta')) {
       const dir = join(mnt, `meta-${rep}`)
       mkdirSync(dir)
-      cpuMark = cpuNow()
       put('mkdir ops/s', 200 / timed(() => { for (let i = 0; i < 200; i++) mkdirSync(join(dir, `d${i}`)) }))
       dropCaches()
-      cpuMark = cpuNow()
       put('stat ops/s', 400 / timed(() => { for (let i = 0; i < 400; i++) if (!statSync(join(dir, `d${i % 200}`)).isDirectory()) throw new Error('not a dir') }))
       sh(`rm -rf ${dir}`)
     }
     if (only.has('tar')) {
       const dir = join(mnt, `tar-${rep}`)
       mkdirSync(dir)
-      cpuMark = cpuNow()
       put('tar xf s', timed(() => sh(`tar xf ${tarball} -C ${dir}`)))
       sh(`diff -r ${join(repo, 'node_modules/yaml')} ${join(dir, 'yaml')}`)
-      cpuMark = cpuNow()
       put('tar rm -r s', timed(() => sh(`rm -r ${dir}`)))
     }
   }

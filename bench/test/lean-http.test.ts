@@ -126,7 +126,15 @@ async function closingServer (t: { teardown: (fn: () => unknown) => void }, idle
     child.once('exit', code => { reject(new Error(`server exited ${code}`)) })
   })
   const address = `127.0.0.1:${port}`
-  return { address, connections: async () => ((await new LeanJsonHttp(address, 1).ok('GET', '/count')) as { n: number }).n - 1 }
+  const connections = async (): Promise<number> => {
+    const probe = new LeanJsonHttp(address, 1)
+    try {
+      return ((await probe.ok('GET', '/count')) as { n: number }).n - 1
+    } finally {
+      probe.close()
+    }
+  }
+  return { address, connections }
 }
 
 /** Keep this process busy (no I/O callbacks run) for `ms`. */
