@@ -111,6 +111,8 @@ t.test('hostile input gets 4xx and changes nothing', async t => {
     ['commit with a file-type mode', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [], size: 0, mode: 0o100644 }), 400, 'BAD_REQUEST'],
     ['commit with a negative uid', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [], size: 0, uid: -1 }), 400, 'BAD_REQUEST'],
     ['commit with a gid by name', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [], size: 0, gid: 'root' }), 400, 'BAD_REQUEST'],
+    ['a block flagged zero: false', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [{ id: 1, gen: 1, length: 1, zero: false }], size: 1 }), 400, 'BAD_REQUEST'],
+    ['a block flagged zero: 1', await c.post('/v1/ns/write/commit', { writeId: 'x', blocks: [{ id: 1, gen: 1, length: 1, zero: 1 }], size: 1 }), 400, 'BAD_REQUEST'],
     ['bad time', await c.post('/v1/ns/setattr', { path: '/', mtimeNs: 'yesterday' }), 400, 'BAD_REQUEST'],
   ]
   for (const [what, r, status, code] of cases) {
