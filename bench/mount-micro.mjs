@@ -3,17 +3,19 @@
 // them (QUICK sizes), without the rest of the harness: starts a NameServer, 3 DataServers
 // (replication 3 unless REPL=1) and a mount from this checkout's dist/ in a temp dir, runs
 //   300 x 4 KiB create+write+close, `ls -l` (caches dropped), read back, `rm -r`,
-//   200 mkdir, 400 stat (caches dropped), `tar xf` of node_modules/yaml (+ diff -r), rm -r
+//   200 mkdir, 400 stat (caches dropped), `tar xf` of node_modules/yaml (+ diff -r), rm -r,
+//   and (ONLY=fsync, not by default) 200 x (4 KiB pwrite at a random offset of a 64 MiB
+//   file + fsync), as fio's randwrite --fsync=1 row does (the written bytes are checked),
 // and prints one line per workload. Root only (FUSE, allow_other, drop_caches).
 // Usage: node bench/mount-micro.mjs [reps]     env: REPL=1|3, KEEP=1 (leave temp dir),
 //        MOUNT_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (node flags for the mount),
 //        DS_ARGS (the same for the DataServers), NS_ARGS (for the NameServer),
-//        ONLY=small,meta,tar   LOG=debug (mount log level)   NS_SYNC=full|normal (nameserver.sync)
+//        ONLY=small,meta,tar,fsync   LOG=debug (mount log level)   NS_SYNC=full|normal (nameserver.sync)
 //        CPU=1: also print each process's CPU time (user+system, /proc/PID/stat) per item of
 //        each phase, summed over the reps: steadier than the rates on a shared machine
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs'
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -117,10 +119,13 @@ async function main () {
     }
     counts.push([k, c])
   }
+  /** Leave what ran since the last put() (set-up, clean-up) out of the next phase's counts. */
+  const skipLog = () => { if (process.env.LOG === 'debug') logOff = readFileSync(logFile, 'utf8').length }
   for (let rep = 0; rep < reps; rep++) {
     if (only.has('small')) {
       const dir = join(mnt, `small-${rep}`)
       mkdirSync(dir)
+      skipLog()
       const files = Array.from({ length: 300 }, (_v, i) => content(i))
       put('create files/s', 300 / timed(() => {
         for (let i = 0; i < 300; i++) {
@@ -144,6 +149,7 @@ async function main () {
     if (only.has('meta')) {
       const dir = join(mnt, `meta-${rep}`)
       mkdirSync(dir)
+      skipLog()
       put('mkdir ops/s', 200 / timed(() => { for (let i = 0; i < 200; i++) mkdirSync(join(dir, `d${i}`)) }))
       dropCaches()
       put('stat ops/s', 400 / timed(() => { for (let i = 0; i < 400; i++) if (!statSync(join(dir, `d${i % 200}`)).isDirectory()) throw new Error('not a dir') }))
@@ -152,12 +158,41 @@ async function main () {
     if (only.has('tar')) {
       const dir = join(mnt, `tar-${rep}`)
       mkdirSync(dir)
+      skipLog()
       put('tar xf s', timed(() => sh(`tar xf ${tarball} -C ${dir}`)))
       sh(`diff -r ${join(repo, 'node_modules/yaml')} ${join(dir, 'yaml')}`)
       put('tar rm -r s', timed(() => sh(`rm -r ${dir}`)))
     }
+    if (only.has('fsync')) {
+      // A file laid out first (untimed), then patched in place 4 KiB at a time, each write
+      // made durable before the next: every op is a block patch and a commit.
+      const file = join(mnt, `fsync-${rep}.dat`)
+      const fileBytes = 64 * 1024 * 1024
+      const piece = Buffer.alloc(1024 * 1024)
+      let fd = openSync(file, 'w')
+      for (let off = 0; off < fileBytes; off += piece.length) writeSync(fd, piece, 0, piece.length, off)
+      fsyncSync(fd); closeSync(fd)
+      fd = openSync(file, 'r+')
+      const offsets = Array.from({ length: 200 }, () => Math.floor(Math.random() * (fileBytes / 4096)) * 4096)
+      const pages = offsets.map((_o, i) => content(10000 + i))
+      skipLog()
+      put('fsync ops/s', 200 / timed(() => {
+        for (let i = 0; i < 200; i++) { writeSync(fd, pages[i], 0, 4096, offsets[i]); fsyncSync(fd) }
+      }))
+      closeSync(fd)
+      // The last write to each offset must be what reads back.
+      const last = new Map(offsets.map((o, i) => [o, i]))
+      fd = openSync(file, 'r')
+      const back = Buffer.alloc(4096)
+      for (const [o, i] of last) {
+        readSync(fd, back, 0, 4096, o)
+        if (!back.equals(pages[i])) throw new Error(`fsync phase: offset ${o} reads back wrong`)
+      }
+      closeSync(fd)
+      rmSync(file)
+    }
   }
-  const per = { 'create files/s': 300, 'ls -l s': 300, 'read files/s': 300, 'rm -r s': 300, 'mkdir ops/s': 200, 'stat ops/s': 400, 'tar xf s': 257, 'tar rm -r s': 257 }
+  const per = { 'create files/s': 300, 'ls -l s': 300, 'read files/s': 300, 'rm -r s': 300, 'mkdir ops/s': 200, 'stat ops/s': 400, 'tar xf s': 257, 'tar rm -r s': 257, 'fsync ops/s': 200 }
   for (const [k, c] of counts) {
     console.log(`-- ${k}: per item (${per[k]})`)
     for (const [op, n] of Object.entries(c).sort((a, b) => b[1] - a[1])) console.log(`   ${op.padEnd(34)} ${(n / per[k]).toFixed(2)}`)
