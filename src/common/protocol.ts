@@ -363,6 +363,11 @@ export type DataServerCommand =
   | { type: 'replicate', block: BlockRef, targets: DataServerRef[], token: string }
   | { type: 'delete', blocks: Array<[number, number]> }
   | { type: 'report' }
+  /**
+   * Store a replica of an all-zero block (a hole the mount wrote as zeros) made here from
+   * nothing: the monitor's remedy when every replica of such a block is lost.
+   */
+  | { type: 'zero', block: BlockRef }
 
 // ---------------------------------------------------------------------------
 // DataServer: block data API (prefix /v1/blocks), all with HEADER_TOKEN.

@@ -1,8 +1,9 @@
 // Runs the commands a heartbeat reply carries. Commands come from the NameServer (an
 // authenticated peer) but are still checked: a malformed one is logged and skipped.
+import { isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { parseBlockNumber } from '../common/paths.js'
-import type { DataServerCommand } from '../common/protocol.js'
+import type { DataServerCommand, ReplicaTuple } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
 import type { Replicator } from './replicator.js'
 
@@ -10,6 +11,8 @@ export interface CommandRunnerOptions {
   store: BlockStore
   replicator: Pick<Replicator, 'enqueue'>
   reportDeleted: (id: number, gen: number) => void
+  /** A replica made here (a block of zeros) is durable: tell the NameServer. */
+  reportReceived: (t: ReplicaTuple) => void
   requestFullReport: () => Promise<void>
   log: Logger
 }
@@ -18,6 +21,8 @@ export class CommandRunner {
   private readonly o: CommandRunnerOptions
   /** Deletes run one batch after another, in order. */
   private deletes: Promise<void> = Promise.resolve()
+  /** Blocks of zeros are made one after another (a lost file's holes can be many). */
+  private zeros: Promise<void> = Promise.resolve()
 
   constructor (o: CommandRunnerOptions) { this.o = o }
 
@@ -31,8 +36,8 @@ export class CommandRunner {
     }
   }
 
-  /** Resolves when every delete queued so far is done (tests, shutdown). */
-  idle (): Promise<void> { return this.deletes }
+  /** Resolves when every delete and block of zeros queued so far is done (tests, shutdown). */
+  async idle (): Promise<void> { await Promise.all([this.deletes, this.zeros]) }
 
   private runOne (c: DataServerCommand): void {
     switch (c?.type) {
@@ -63,6 +68,22 @@ export class CommandRunner {
       case 'report':
         void this.o.requestFullReport()
         return
+      case 'zero': {
+        const block = { id: parseBlockNumber(c.block?.id), gen: parseBlockNumber(c.block?.gen, 'generation stamp'), length: parseBlockNumber(c.block?.length, 'length') }
+        this.zeros = this.zeros.then(async () => {
+          try {
+            const r = await this.o.store.writeZero(block.id, block.gen, block.length)
+            this.o.reportReceived([block.id, block.gen, r.length])
+          } catch (err) {
+            const have = this.o.store.index.get(block.id)
+            if (isHissError(err) && err.code === 'EEXIST' && have !== undefined) { this.o.reportReceived([block.id, have.gen, have.length]); return }
+            // No room, a newer generation here, or shutting down: the NameServer asks
+            // again after its pending timeout if the block still has too few replicas.
+            this.o.log.warn('making a block of zeros failed', { id: block.id, gen: block.gen, err: err as Error })
+          }
+        })
+        return
+      }
       default:
         throw new Error('unknown command type')
     }

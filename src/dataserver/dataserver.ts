@@ -109,6 +109,7 @@ export class DataServer {
       store: this.store,
       replicator: this.replicator,
       reportDeleted: (id, gen) => { this.link.reportDeleted(id, gen) },
+      reportReceived: t => { this.link.reportReceived(t) },
       requestFullReport: () => this.link.requestFullReport(),
       log: this.log.child('commands'),
     })

@@ -6,7 +6,15 @@
 // good by the next report) until their DataServer deletes them.
 import type { BlockRef } from '../common/protocol.js'
 
-export interface Expected { gen: number, length: number, replication: number }
+/**
+ * `zero`: the block holds only zeros (written as a hole): clients make its bytes without
+ * reading a replica, and a lost one can be made again from nothing (replication monitor).
+ */
+export interface Expected { gen: number, length: number, replication: number, zero?: true }
+
+export function expectedOf (b: BlockRef, replication: number): Expected {
+  return b.zero === true ? { gen: b.gen, length: b.length, replication, zero: true } : { gen: b.gen, length: b.length, replication }
+}
 /**
  * A committed block being patched in place (see block-updates.ts): its replicas move
  * from generation `base` to one of [first, last] as the patch reaches them, before the
@@ -202,7 +210,7 @@ export class BlockMap {
   /** A block became (or stays) part of a committed file. */
   setExpected (b: BlockRef, replication: number): void {
     this.writing.delete(b.id)
-    this.expected.set(b.id, { gen: b.gen, length: b.length, replication })
+    this.expected.set(b.id, expectedOf(b, replication))
     // Replicas recorded while writing are judged again against the committed length.
     for (const [dsId, r] of [...this.replicasOf(b.id)]) {
       if (this.stateOf(b.id, r) === 'stale') this.deleteReplica(dsId, b.id)
@@ -225,7 +233,8 @@ export class BlockMap {
   finishUpdate (b: BlockRef, replication: number): void {
     const up = this.pending.get(b.id)
     this.pending.delete(b.id)
-    this.setExpected(b, replication)
+    // A patched block holds written bytes: never zeros only.
+    this.setExpected({ id: b.id, gen: b.gen, length: b.length }, replication)
     for (const [dsId, r] of up?.holders ?? []) {
       if (r.gen === b.gen && r.length === b.length) this.addReplica(dsId, b.id, r.gen, r.length)
       else this.queueDeletion(dsId, b.id, r.gen)

@@ -11,7 +11,7 @@ import { nowNs } from '../common/paths.js'
 import { signBlockToken, type BlockAccess } from '../common/auth.js'
 import type { BlockRef, BlocksReply, DataServerRef, LocatedBlock, PingReply, StatfsReply } from '../common/protocol.js'
 import { PROTOCOL_VERSION } from '../common/protocol.js'
-import { BlockMap } from './block-map.js'
+import { BlockMap, expectedOf } from './block-map.js'
 import { NamespaceStore, type InodeRow, type StoreOptions } from './namespace-store.js'
 import { Namespace } from './namespace.js'
 import { Permissions, R, type Identity } from './permissions.js'
@@ -93,7 +93,7 @@ export class NameServerCore {
         replicationChanged: (blocks, rep) => { this.blocks.setReplication(blocks.map(b => b.id), rep) },
       },
     })
-    for (const b of this.store.allBlocks()) this.blocks.expected.set(b.id, { gen: b.gen, length: b.length, replication: b.replication })
+    for (const b of this.store.allBlocks()) this.blocks.expected.set(b.id, expectedOf(b, b.replication))
     this.registry = new Registry(cfg['heartbeat.dead.ms'])
     this.sessions = new WriteSessions(cfg['lease.timeout.ms'])
     this.safeMode = new SafeMode({ threshold: cfg['safemode.threshold'], extensionMs: cfg['safemode.extension.ms'] })

@@ -290,7 +290,7 @@ export class NamespaceStore {
       blocksOf: db.prepare<[number], BlockRow>('SELECT id, gen, length, zero FROM blocks WHERE ino = ? ORDER BY idx'),
       delBlocks: db.prepare<[number]>('DELETE FROM blocks WHERE ino = ?'),
       addBlock: db.prepare<[number, number, number, number, number, number]>('INSERT INTO blocks (ino, idx, id, gen, length, zero) VALUES (?, ?, ?, ?, ?, ?)'),
-      allBlocks: db.prepare<[], StoredBlock>('SELECT b.id, b.gen, b.length, b.ino, i.replication FROM blocks b JOIN inodes i ON i.ino = b.ino'),
+      allBlocks: db.prepare<[], BlockRow & { ino: number, replication: number }>('SELECT b.id, b.gen, b.length, b.zero, b.ino, i.replication FROM blocks b JOIN inodes i ON i.ino = b.ino'),
       countType: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM inodes WHERE type = ?'),
       countAll: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM inodes'),
       pendingUpdates: db.prepare<[], { id: number, base: number, first: number, last: number, owner: string | null, tried: string | null }>('SELECT id, base, first, last, owner, tried FROM block_updates'),
@@ -733,7 +733,9 @@ export class NamespaceStore {
     this.setContent(at.ino, blocks, inode.size + length - at.length, inode.mtime, inode.ctime)
   }
 
-  allBlocks (): IterableIterator<StoredBlock> { return this.st.allBlocks.iterate() }
+  * allBlocks (): IterableIterator<StoredBlock> {
+    for (const r of this.st.allBlocks.iterate()) yield { ...toBlockRef(r), ino: r.ino, replication: r.replication }
+  }
   count (type?: FileType): number {
     return type === undefined ? this.st.countAll.get()!.n : this.st.countType.get(type)!.n
   }

@@ -11,6 +11,7 @@ import type { DataServerInfo, Registry } from './registry.js'
 import { chooseTargets, type Random } from './placement.js'
 
 interface PendingReplication {
+  /** The DataServer copying the block; '' for a block of zeros made anew (remakeZeros). */
   source: string
   targets: Set<string>
   deadline: number
@@ -111,10 +112,16 @@ export class ReplicationMonitor {
 
     const isLive = (ds: string): boolean => registry.isLive(ds)
     const needs: Array<{ id: number, live: string[] }> = []
+    const zeros: number[] = []
     for (const [id, exp] of blocks.expected) {
       if (blocks.pending.has(id)) continue // being patched in place: settled by its commit
       const live = blocks.holders(id, isLive, 'live')
-      if (live.length === 0) continue
+      if (live.length === 0) {
+        // Nothing to copy from. A block of zeros is made again where it is wanted;
+        // any other block stays missing (fsck says so) until a replica comes back.
+        if (exp.zero === true && live.length + this.pendingTargets(id).size < exp.replication) zeros.push(id)
+        continue
+      }
       const pending = this.pendingTargets(id).size
       if (live.length + pending < exp.replication) {
         needs.push({ id, live })
@@ -131,11 +138,37 @@ export class ReplicationMonitor {
       }
     }
 
+    for (const id of zeros) {
+      if (this.remakeZeros(id, now)) result.replicationsQueued++
+    }
     needs.sort((a, b) => a.live.length - b.live.length)
     for (const n of needs) {
       if (this.replicate(n.id, n.live, now)) result.replicationsQueued++
     }
     return result
+  }
+
+  /**
+   * Every replica of an all-zero block is lost: have the chosen DataServers each store it
+   * anew from nothing (a 'zero' command), as wanted as a replication is (pending until
+   * they report it). Its readers never needed a replica; fsck and the report do.
+   */
+  private remakeZeros (id: number, now: number): boolean {
+    const { blocks } = this.o
+    const exp = blocks.expected.get(id)
+    if (exp === undefined) return false
+    const want = exp.replication - this.pendingTargets(id).size
+    // A DataServer with a corrupt copy may take the new one (it replaces the quarantined copy).
+    const holders = [...blocks.replicasOf(id)].filter(([, r]) => blocks.stateOf(id, r) !== 'corrupt').map(([ds]) => ds)
+    const targets = this.choose(want, new Set([...holders, ...this.blockedTargets(id, now)]), new Set(), 0)
+    if (targets.length === 0) return false
+    const block: BlockRef = { id, gen: exp.gen, length: exp.length }
+    for (const t of targets) t.queue.push({ type: 'zero', block })
+    const list = this.pending.get(id) ?? []
+    list.push({ source: '', targets: new Set(targets.map(t => t.id)), deadline: now + this.o.pendingTimeoutMs })
+    this.pending.set(id, list)
+    this.o.log.info('remaking a block of zeros whose replicas are all lost', { block: id, targets: targets.map(t => t.id) })
+    return true
   }
 
   private replicate (id: number, live: string[], now: number): boolean {

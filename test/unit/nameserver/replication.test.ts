@@ -1,11 +1,13 @@
 import t from 'tap'
 import { verifyBlockToken } from '../../../src/common/auth.js'
-import type { DataServerCommand } from '../../../src/common/protocol.js'
+import type { BlockRef, DataServerCommand } from '../../../src/common/protocol.js'
 import { clusterReport } from '../../../src/nameserver/admin.js'
 import { ROOT, SECRET, cluster, deletesIn, makeCore, writeFile } from './helpers.js'
 
 type Replicate = Extract<DataServerCommand, { type: 'replicate' }>
 const replicates = (cmds: DataServerCommand[]): Replicate[] => cmds.filter((c): c is Replicate => c.type === 'replicate')
+type Zero = Extract<DataServerCommand, { type: 'zero' }>
+const bare = (b: BlockRef): BlockRef => ({ id: b.id, gen: b.gen, length: b.length })
 
 t.test('registration and heartbeats; unknown DataServers are told to re-register', async t => {
   const { core } = makeCore(t)
@@ -151,4 +153,50 @@ t.test('replicas spread over hosts when several exist', async t => {
     const hosts = holders[0]!.map(id => dss.find(d => d.id === id)!.address.split(':')[0])
     t.not(hosts[0], hosts[1], `file ${i} on two hosts`)
   }
+})
+
+t.test('a block of zeros with every replica lost is made anew; a lost data block is not', async t => {
+  const dir = t.testdir()
+  const { core, clock } = makeCore(t, {}, dir)
+  const dss = cluster(core, 3)
+  const open = core.writes.open({ path: '/holes', clientId: 'c1', create: true }, ROOT)
+  const stored: BlockRef[] = []
+  for (const [length, zero] of [[1000, true], [500, false]] as const) {
+    const add = core.writes.addBlock(open.writeId)
+    for (const tg of add.targets) dss.find(d => d.id === tg.id)!.received([add.block.id, add.block.gen, length])
+    stored.push(zero ? { id: add.block.id, gen: add.block.gen, length, zero: true } : { id: add.block.id, gen: add.block.gen, length })
+  }
+  await core.writes.commit({ writeId: open.writeId, blocks: stored, size: 1500 })
+  const hole = stored[0]!
+
+  // Every DataServer reports that it holds nothing any more (disks replaced).
+  for (const d of dss) d.report([])
+  t.equal(clusterReport(core).blocks.missing, 2, 'both blocks are missing')
+  core.runReplication()
+  const cmds = dss.map(d => d.heartbeat())
+  const zeroCmds = cmds.flatMap((c, i) => c.filter((x): x is Zero => x.type === 'zero').map(x => ({ ds: dss[i]!.id, block: x.block })))
+  t.same(zeroCmds.map(z => z.block), [bare(hole), bare(hole)], 'a zero command for the block of zeros, one per wanted replica')
+  t.equal(new Set(zeroCmds.map(z => z.ds)).size, 2, 'to two different DataServers')
+  t.same(cmds.flatMap(c => replicates(c)), [], 'no replication: there is nothing to copy from')
+
+  core.runReplication()
+  t.same(dss.flatMap(d => d.heartbeat()), [], 'no repeat while they are pending')
+  for (const z of zeroCmds) dss.find(d => d.id === z.ds)!.received([hole.id, hole.gen, hole.length])
+  const report = clusterReport(core)
+  t.equal(report.blocks.missing, 1, 'the data block is still missing')
+  t.equal(report.blocks.underReplicated, 0, 'the block of zeros has its two replicas')
+  t.equal(report.pendingReplications, 0)
+  t.equal(core.readPlan({ path: '/holes' }, ROOT).blocks[1]!.locations.length, 0, 'no location is made up for the data block')
+  clock.advance(6000) // past replication.pending.timeout.ms
+  core.runReplication()
+  t.same(dss.flatMap(d => d.heartbeat()), [], 'and nothing is ever sent for it')
+
+  // The flag comes back with the namespace after a restart.
+  core.close()
+  const again = makeCore(t, { 'safemode.threshold': 0 }, dir)
+  const fresh = cluster(again.core, 3)
+  again.core.runReplication()
+  const after = fresh.flatMap(d => d.heartbeat())
+  t.same(after.filter(c => c.type === 'zero').map(c => (c as Zero).block), [bare(hole), bare(hole)], 'made anew after a restart as well')
+  t.equal(after.filter(c => c.type !== 'zero').length, 0, 'and only it')
 })
