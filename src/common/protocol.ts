@@ -443,6 +443,8 @@ export interface FsckReply {
       id: number
       gen: number
       length: number
+      /** A block of zeros (a hole): reads need no replica, and a lost one is made anew. */
+      zero?: true
       replicas: Array<{ dataserver: string, address: string, state: 'live' | 'corrupt' | 'stale' | 'dead' }>
     }>
   }>

@@ -1,6 +1,7 @@
 // Cluster report and fsck, as the admin endpoints (and the CLI's --json) present them.
 // underReplicated: fewer live good replicas than wanted, but some; missing: none;
 // corrupt: at least one corrupt replica still present; healthy: nothing missing or corrupt.
+import { bareBlockRef } from '../common/block-ref.js'
 import type { FsckReply, ReportReply } from '../common/protocol.js'
 import type { NameServerCore } from './core.js'
 import type { Identity } from './permissions.js'
@@ -73,7 +74,7 @@ export function fsck (core: NameServerCore, path: string, who: Identity): FsckRe
           state: ds?.state !== 'live' ? 'dead' : s === 'orphan' ? 'stale' : s,
         })
       }
-      entry.blocks.push({ id: b.id, gen: b.gen, length: b.length, replicas })
+      entry.blocks.push({ ...bareBlockRef(b), replicas })
     }
     out.entries.push(entry)
   })

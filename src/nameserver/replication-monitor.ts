@@ -104,13 +104,19 @@ export class ReplicationMonitor {
   run (now: number): MonitorResult {
     const { blocks, registry } = this.o
     const result: MonitorResult = { replicationsQueued: 0, replicasTrimmed: 0, corruptDeleted: 0 }
-    for (const [id, list] of [...this.pending]) this.setPending(id, list.filter(p => p.deadline > now))
+    const isLive = (ds: string): boolean => registry.isLive(ds)
+    // A copy whose source no longer holds a live replica cannot complete (its replica
+    // was lost, found corrupt, or was never there: a DataServer that restarted reports
+    // anew): forgotten now, not at the pending timeout, so its targets are free again.
+    for (const [id, list] of [...this.pending]) {
+      const holders = new Set(blocks.holders(id, isLive, 'live'))
+      this.setPending(id, list.filter(p => p.deadline > now && (p.source === '' || holders.has(p.source))))
+    }
     for (const [id, m] of [...this.recentDeletes]) {
       for (const [ds, until] of [...m]) if (until <= now) m.delete(ds)
       if (m.size === 0) this.recentDeletes.delete(id)
     }
 
-    const isLive = (ds: string): boolean => registry.isLive(ds)
     const needs: Array<{ id: number, live: string[] }> = []
     const zeros: number[] = []
     for (const [id, exp] of blocks.expected) {

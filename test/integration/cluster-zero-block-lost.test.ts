@@ -5,6 +5,7 @@
 import t from 'tap'
 import { rm, stat } from 'node:fs/promises'
 import { buffer as readAll } from 'node:stream/consumers'
+import { describeFsck } from '../../src/cli/commands/fsck.js'
 import type { FsckReply } from '../../src/common/protocol.js'
 import { startCluster } from '../helpers/inprocess-cluster.js'
 import { findBlockFiles } from '../helpers/cluster-files.js'
@@ -50,10 +51,16 @@ t.test('a block of zeros with no replica left is stored anew; a lost data block 
   for (let i = 0; i < 3; i++) await c.restartDataServer(i)
   await c.waitForLive(3)
 
+  const lost = await c.client.fsck('/holes')
+  t.equal(blockOf(lost, zeroId).zero, true, 'fsck marks the hole as a block of zeros')
+  t.equal(blockOf(lost, dataId).zero, undefined, 'and not the data block')
   const f = await fsckWhen('the block of zeros with two live replicas again', f => liveOf(blockOf(f, zeroId)) === 2)
   t.equal(liveOf(blockOf(f, dataId)), 0, 'the data block has no replica')
   t.equal(f.missing, 1, 'fsck counts the data block missing, and only it')
   t.equal(f.healthy, false, 'the file is not healthy')
+  const text = describeFsck(f).join('\n')
+  t.match(text, new RegExp(`block ${dataId} gen \\d+ \\(50000 bytes\\): MISSING`), 'the CLI text names the lost data block')
+  t.notMatch(text, new RegExp(`block ${zeroId} `), 'and not the block of zeros, which has its replicas')
 
   // The new replicas are real files on the DataServers, sized and sparse.
   let made = 0

@@ -15,7 +15,7 @@ export function describeFsck (r: FsckReply): string[] {
       if (live >= e.replication && b.replicas.every(x => x.state === 'live')) continue
       const where = b.replicas.map(x => `${x.address}(${x.state})`).join(' ')
       const what = live === 0 ? 'MISSING' : live < e.replication ? 'UNDER-REPLICATED' : 'has bad replicas'
-      lines.push(`${e.path}: block ${b.id} gen ${b.gen} (${b.length} bytes): ${what}, ${live}/${e.replication} live [${where}]`)
+      lines.push(`${e.path}: block ${b.id} gen ${b.gen} (${b.length} bytes${b.zero === true ? ' of zeros' : ''}): ${what}, ${live}/${e.replication} live [${where}]`)
     }
   }
   if (lines.length > 0) lines.push('')

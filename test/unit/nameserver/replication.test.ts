@@ -200,3 +200,30 @@ t.test('a block of zeros with every replica lost is made anew; a lost data block
   t.same(after.filter(c => c.type === 'zero').map(c => (c as Zero).block), [bare(hole), bare(hole)], 'made anew after a restart as well')
   t.equal(after.filter(c => c.type !== 'zero').length, 0, 'and only it')
 })
+
+t.test('a pending copy whose source lost its replica is forgotten at once, not at the timeout', async t => {
+  const { core } = makeCore(t, { 'replication': 1 })
+  const dss = cluster(core, 3)
+  const { blocks, holders } = await writeFile(core, dss, '/one', [100], { replication: 1 })
+  const b = blocks[0]!
+  const source = dss.find(d => d.id === holders[0]![0])!
+  core.ns.setrep('/one', ROOT, 2)
+  core.runReplication()
+  const first = replicates(source.heartbeat())
+  t.equal(first.length, 1, 'a copy from the only holder is queued')
+  t.equal(clusterReport(core).pendingReplications, 1)
+
+  // The source restarts with an empty disk before it copied anything.
+  source.report([])
+  core.runReplication()
+  t.equal(clusterReport(core).pendingReplications, 0, 'the copy is forgotten: its source has no replica')
+  t.same(dss.flatMap(d => d.heartbeat()), [], 'and nothing can be sent for a lost data block')
+
+  // The replica turns up again: a copy is queued in the next pass (the pending timeout
+  // is 5 s and the clock has not moved).
+  source.report([[b.id, b.gen, b.length]])
+  core.runReplication()
+  const again = replicates(source.heartbeat())
+  t.equal(again.length, 1, 'queued again at once')
+  t.not(again[0]!.targets[0]!.id, source.id, 'to another DataServer')
+})
