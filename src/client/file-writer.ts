@@ -150,7 +150,7 @@ export async function putFile (session: HissWriteSession, data: Readable, opts: 
   }
   const inFlight: BlockInFlight[] = []
   try {
-    if (d.spoolDir !== false && opts.replay === undefined) spool = await BlockSpool.create(d.spoolDir, d.log, PUT_BLOCKS_IN_FLIGHT)
+    if (d.spoolDir !== false && opts.replay === undefined) spool = await BlockSpool.create(d.spoolDir, d.log)
     const stored: Array<Promise<BlockRef>> = []
     let offset = 0
     for (let k = 0; await src.hasMore(); k++) {

@@ -95,7 +95,7 @@ export interface Cluster {
   dataServers: DataServerInfo[]
   cli (args: string[], opts?: CliOptions): Promise<CliResult>
   /** A CLI child with piped stdio, for streaming tests; killed on teardown. */
-  spawnCli (args: string[], opts?: { noConfig?: boolean, env?: NodeJS.ProcessEnv }): ChildProcess
+  spawnCli (args: string[], opts?: { noConfig?: boolean }): ChildProcess
   report (): Promise<ReportReply>
   fsck (path?: string): Promise<FsckReply>
   /** Wait until `n` DataServers are live (default: every running one) and safe mode is off. */
