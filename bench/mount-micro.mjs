@@ -105,8 +105,10 @@ async function main () {
     for (const [name, t] of Object.entries(lastCpu)) used[name] = (used[name] ?? 0) + t
     if (process.env.LOG !== 'debug') return
     // Debug log: what each phase cost in FUSE ops, NameServer requests and block stores.
-    const text = readFileSync(logFile, 'utf8').slice(logOff)
-    logOff += text.length
+    // Byte offsets: what was read is skipped next time, whatever characters it held.
+    const bytes = readFileSync(logFile).subarray(logOff)
+    logOff += bytes.length
+    const text = bytes.toString('utf8')
     const c = {}
     for (const line of text.split('\n')) {
       const m = /"msg":"(op|op failed|nameserver request|block stored)"/.exec(line)
@@ -120,7 +122,7 @@ async function main () {
     counts.push([k, c])
   }
   /** Leave what ran since the last put() (set-up, clean-up) out of the next phase's counts. */
-  const skipLog = () => { if (process.env.LOG === 'debug') logOff = readFileSync(logFile, 'utf8').length }
+  const skipLog = () => { if (process.env.LOG === 'debug') logOff = statSync(logFile).size }
   for (let rep = 0; rep < reps; rep++) {
     if (only.has('small')) {
       const dir = join(mnt, `small-${rep}`)

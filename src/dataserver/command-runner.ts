@@ -3,7 +3,7 @@
 import { isHissError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { parseBlockNumber } from '../common/paths.js'
-import type { DataServerCommand, ReplicaTuple } from '../common/protocol.js'
+import type { BlockRef, DataServerCommand, ReplicaTuple } from '../common/protocol.js'
 import type { BlockStore } from './block-store.js'
 import type { Replicator } from './replicator.js'
 
@@ -15,6 +15,11 @@ export interface CommandRunnerOptions {
   reportReceived: (t: ReplicaTuple) => void
   requestFullReport: () => Promise<void>
   log: Logger
+}
+
+/** A command's block, every field checked (a malformed one throws: the command is skipped). */
+function parseBlock (b: Partial<BlockRef> | undefined): BlockRef {
+  return { id: parseBlockNumber(b?.id), gen: parseBlockNumber(b?.gen, 'generation stamp'), length: parseBlockNumber(b?.length, 'length') }
 }
 
 export class CommandRunner {
@@ -42,7 +47,7 @@ export class CommandRunner {
   private runOne (c: DataServerCommand): void {
     switch (c?.type) {
       case 'replicate': {
-        const block = { id: parseBlockNumber(c.block?.id), gen: parseBlockNumber(c.block?.gen, 'generation stamp'), length: parseBlockNumber(c.block?.length, 'length') }
+        const block = parseBlock(c.block)
         if (!Array.isArray(c.targets) || typeof c.token !== 'string') throw new Error('bad replicate command')
         const targets = c.targets.filter(t => typeof t?.id === 'string' && typeof t?.address === 'string')
         void this.o.replicator.enqueue({ block, targets, token: c.token })
@@ -69,7 +74,7 @@ export class CommandRunner {
         void this.o.requestFullReport()
         return
       case 'zero': {
-        const block = { id: parseBlockNumber(c.block?.id), gen: parseBlockNumber(c.block?.gen, 'generation stamp'), length: parseBlockNumber(c.block?.length, 'length') }
+        const block = parseBlock(c.block)
         this.zeros = this.zeros.then(async () => {
           try {
             const r = await this.o.store.writeZero(block.id, block.gen, block.length)

@@ -4,6 +4,7 @@
 // older generation is stale; both are queued for deletion on their DataServer and never
 // handed to clients. Replicas reported corrupt stay known (so they are not re-added as
 // good by the next report) until their DataServer deletes them.
+import { blockRef } from '../common/block-ref.js'
 import type { BlockRef } from '../common/protocol.js'
 
 /**
@@ -234,7 +235,7 @@ export class BlockMap {
     const up = this.pending.get(b.id)
     this.pending.delete(b.id)
     // A patched block holds written bytes: never zeros only.
-    this.setExpected({ id: b.id, gen: b.gen, length: b.length }, replication)
+    this.setExpected(blockRef(b.id, b.gen, b.length, false), replication)
     for (const [dsId, r] of up?.holders ?? []) {
       if (r.gen === b.gen && r.length === b.length) this.addReplica(dsId, b.id, r.gen, r.length)
       else this.queueDeletion(dsId, b.id, r.gen)

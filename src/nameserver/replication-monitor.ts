@@ -96,6 +96,13 @@ export class ReplicationMonitor {
     return out
   }
 
+  /** Copies to `targets` are under way (source '' for a block of zeros made anew). */
+  private addPending (blockId: number, source: string, targets: readonly DataServerInfo[], now: number): void {
+    const list = this.pending.get(blockId) ?? []
+    list.push({ source, targets: new Set(targets.map(t => t.id)), deadline: now + this.o.pendingTimeoutMs })
+    this.pending.set(blockId, list)
+  }
+
   private setPending (blockId: number, list: PendingReplication[]): void {
     if (list.length === 0) this.pending.delete(blockId)
     else this.pending.set(blockId, list)
@@ -125,7 +132,7 @@ export class ReplicationMonitor {
       if (live.length === 0) {
         // Nothing to copy from. A block of zeros is made again where it is wanted;
         // any other block stays missing (fsck says so) until a replica comes back.
-        if (exp.zero === true && live.length + this.pendingTargets(id).size < exp.replication) zeros.push(id)
+        if (exp.zero === true && this.pendingTargets(id).size < exp.replication) zeros.push(id)
         continue
       }
       const pending = this.pendingTargets(id).size
@@ -170,9 +177,7 @@ export class ReplicationMonitor {
     if (targets.length === 0) return false
     const block: BlockRef = { id, gen: exp.gen, length: exp.length }
     for (const t of targets) t.queue.push({ type: 'zero', block })
-    const list = this.pending.get(id) ?? []
-    list.push({ source: '', targets: new Set(targets.map(t => t.id)), deadline: now + this.o.pendingTimeoutMs })
-    this.pending.set(id, list)
+    this.addPending(id, '', targets, now)
     this.o.log.info('remaking a block of zeros whose replicas are all lost', { block: id, targets: targets.map(t => t.id) })
     return true
   }
@@ -205,9 +210,7 @@ export class ReplicationMonitor {
     const block: BlockRef = { id, gen: exp.gen, length: exp.length }
     const refs: DataServerRef[] = targets.map(t => ({ id: t.id, address: t.address }))
     source.queue.push({ type: 'replicate', block, targets: refs, token: this.o.signWrite(block) })
-    const list = this.pending.get(id) ?? []
-    list.push({ source: source.id, targets: new Set(targets.map(t => t.id)), deadline: now + this.o.pendingTimeoutMs })
-    this.pending.set(id, list)
+    this.addPending(id, source.id, targets, now)
     this.o.log.debug('replication queued', { block: id, source: source.id, targets: refs.map(r => r.id) })
     return true
   }

@@ -194,6 +194,8 @@ export class WriteService {
     let freed: BlockRef[] = []
     let patched: BlockRef[] = []
     let row: InodeRow | undefined
+    /** The block list as stored, zero flags decided (withZeroFlags): the block map takes the same. */
+    let stored: BlockRef[] = []
     if (s.ino === 0) {
       row = store.transaction(() => {
         // The parent must still exist; what is at the path now decides EEXIST/replace.
@@ -209,7 +211,8 @@ export class WriteService {
         if (victim !== undefined) perms.requireSticky(parent, victim, s.who, `replacing ${s.path}`)
         if (victim !== undefined) freed = store.remove(victim.ino)
         const created = store.insert(ns.newRow(parent, r.name, 'file', s.mode, s.who, { replication: s.replication, block_size: s.blockSize }))
-        store.setContent(created.ino, this.withZeroFlags(s, req.blocks, []), req.size, mtime, now)
+        stored = this.withZeroFlags(s, req.blocks, [])
+        store.setContent(created.ino, stored, req.size, mtime, now)
         this.applyOwnership(created.ino, req, s, now)
         store.touchDir(parent.ino, now)
         store.deleteAllocs(req.blocks.map(b => b.id))
@@ -226,7 +229,8 @@ export class WriteService {
       if (old !== undefined) {
         const oldBlocks = store.blocksOf(ino)
         row = store.transaction(() => {
-          store.setContent(ino, this.withZeroFlags(s, req.blocks, oldBlocks), req.size, mtime, now)
+          stored = this.withZeroFlags(s, req.blocks, oldBlocks)
+          store.setContent(ino, stored, req.size, mtime, now)
           this.applyOwnership(ino, req, s, now)
           store.deleteAllocs(req.blocks.map(b => b.id))
           patched = core.updates.committing(s, req)
@@ -241,7 +245,7 @@ export class WriteService {
       this.finish(s, req.keepOpen === true)
       return { ino: s.ino, type: 'file', mode: s.mode, uid: s.who.uid, gid: s.who.gids[0] ?? 0, size: req.size, nlink: 0, atimeNs: mtime, mtimeNs: mtime, ctimeNs: now, replication: s.replication, blockSize: s.blockSize }
     }
-    for (const b of req.blocks) {
+    for (const b of stored) {
       if (s.allocated.delete(b.id)) core.blocks.setExpected(b, row.replication)
     }
     core.updates.committed(s, patched, row.replication)
